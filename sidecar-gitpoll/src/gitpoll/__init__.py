@@ -1,0 +1,1 @@
+"""gitpoll: keep a directory in sync with a git repository, atomically."""

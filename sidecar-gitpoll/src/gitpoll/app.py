@@ -1,0 +1,133 @@
+"""Wiring: build the parts from the Config, run them, stop them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import aiohttp
+
+from patterns_common import lifecycle
+from patterns_common.logsetup import configure_logging, fields
+from patterns_common.ops_http import start_server
+
+from .config import Config
+from .gitops import Credentials, Git
+from .hooks import LatestCommitRunner, exec_action, notify_action
+from .http import build_app
+from .metrics import Metrics
+from .publish import Volume
+from .service import Cleaner, Poller, Schedule
+from .syncer import Syncer
+
+log = logging.getLogger("gitpoll")
+
+
+def run(config: Config) -> int:
+    configure_logging(config.log_format, config.log_level)
+    return lifecycle.run(lambda stop: serve(config, stop))
+
+
+def _credentials(config: Config) -> Credentials:
+    return Credentials(
+        username=config.username,
+        password_file=config.password_file,
+        password=config.remote.url_password,
+        ssh_key_file=config.ssh_key_file,
+        known_hosts_file=config.known_hosts_file,
+    )
+
+
+async def serve(config: Config, stop: asyncio.Event) -> int:
+    log.info("starting", extra=fields(**config.redacted()))
+    volume = Volume(config.root, config.link)
+    git = Git(
+        volume.git_dir,
+        config.remote,
+        _credentials(config),
+        depth=config.depth,
+        timeout=config.timeout,
+    )
+    hook_names = tuple(
+        name
+        for name, wanted in (("exec", config.exec_on_sync), ("notify", config.notify_url))
+        if wanted
+    )
+    metrics = Metrics(hooks=hook_names)
+    lock = asyncio.Lock()
+    cleaner = Cleaner(volume, git, lock, metrics, config.worktree_grace, config.gc_interval)
+
+    session: aiohttp.ClientSession | None = None
+
+    def client_session() -> aiohttp.ClientSession:
+        nonlocal session
+        if session is None:
+            session = aiohttp.ClientSession()
+        return session
+
+    runners: list[LatestCommitRunner] = []
+    if config.exec_on_sync:
+        action = exec_action(config.exec_on_sync, volume.checkout_path, config.exec_timeout)
+        runners.append(LatestCommitRunner("exec", action, metrics))
+    if config.notify_url:
+        action = notify_action(config.notify_url, client_session, config.notify_timeout, config.ref)
+        runners.append(LatestCommitRunner("notify", action, metrics))
+
+    def on_publish(commit: str) -> None:
+        cleaner.wake()
+        for runner in runners:
+            runner.submit(commit)
+
+    poller = Poller(
+        Syncer(git, volume, config.ref, config.ref_is_commit),
+        Schedule(config.period, config.one_time, config.max_failures, config.ref_is_commit),
+        metrics,
+        lock,
+        ref_label=config.ref or "HEAD",
+        on_publish=on_publish,
+    )
+
+    if config.one_time:
+        code = await poller.run(stop)
+        if code == lifecycle.EXIT_OK and poller.status.published:
+            for runner in runners:
+                await runner.run_once(poller.status.published)
+        await _close(session)
+        return code
+
+    http_runner = None
+    if config.http_bind is not None:
+        app = build_app(poller.status, metrics, poller.trigger, config.webhook_secret_file)
+        try:
+            http_runner = await start_server(app, config.http_bind)
+        except OSError as exc:
+            log.error(
+                "cannot listen for HTTP",
+                extra=fields(address=str(config.http_bind), error=exc.strerror),
+            )
+            return lifecycle.EXIT_STARTUP
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, poller.trigger, "SIGHUP")
+    background = [asyncio.create_task(cleaner.run())]
+    background += [asyncio.create_task(runner.run()) for runner in runners]
+    try:
+        code = await poller.run(stop)
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if http_runner is not None:
+            await http_runner.cleanup()
+        await _close(session)
+    log.info("stopped", extra=fields(exit_code=code))
+    return code
+
+
+async def _close(session: aiohttp.ClientSession | None) -> None:
+    if session is not None:
+        with contextlib.suppress(Exception):
+            await session.close()

@@ -1,0 +1,145 @@
+"""Actions after a publish: a shell command and an HTTP notification.
+
+Each hook has its own runner that works on the newest published commit
+only: a publish during a slow or failing hook replaces the pending work
+instead of queueing behind it, and failures retry with backoff. Nothing
+here ever delays the next sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+
+from patterns_common.logsetup import fields
+
+from .metrics import Metrics
+from .processes import kill_process_group
+from .schedule import Backoff
+
+log = logging.getLogger(__name__)
+
+HookAction = Callable[[str], Awaitable[None]]
+HOOK_RETRY = Backoff(first=1.0, cap=60.0)
+
+
+class HookFailed(Exception):
+    pass
+
+
+class LatestCommitRunner:
+    def __init__(
+        self, name: str, action: HookAction, metrics: Metrics, backoff: Backoff = HOOK_RETRY
+    ) -> None:
+        self.name = name
+        self._action = action
+        self._metrics = metrics
+        self._backoff = backoff
+        self._latest: str | None = None
+        self._wake = asyncio.Event()
+
+    def submit(self, commit: str) -> None:
+        self._latest = commit
+        self._wake.set()
+
+    async def run_once(self, commit: str) -> bool:
+        """One attempt, logged and counted; True on success."""
+        try:
+            await self._action(commit)
+        except HookFailed as exc:
+            self._metrics.hook_runs.labels(self.name, "error").inc()
+            log.error(
+                "hook failed",
+                extra=fields(hook=self.name, commit=commit, error=str(exc)),
+            )
+            return False
+        self._metrics.hook_runs.labels(self.name, "success").inc()
+        log.info("hook succeeded", extra=fields(hook=self.name, commit=commit))
+        return True
+
+    async def run(self) -> None:
+        """Serve submissions until cancelled."""
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            commit = self._latest
+            if commit is None:
+                continue
+            if await self.run_once(commit):
+                failures = 0
+                continue
+            failures += 1
+            delay = self._backoff.delay(failures, random.random())
+            try:
+                # A newer publish cuts the wait short and takes the retry's place.
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                self._wake.set()
+
+
+def exec_action(command: str, checkout_of: Callable[[str], Path], timeout: float) -> HookAction:
+    """`sh -c command` in the commit's checkout, with GITPOLL_COMMIT set."""
+
+    async def run(commit: str) -> None:
+        checkout = checkout_of(commit)
+        env = {**os.environ, "GITPOLL_COMMIT": commit, "GITPOLL_CHECKOUT": str(checkout)}
+        try:
+            process = await asyncio.create_subprocess_exec(
+                "sh",
+                "-c",
+                command,
+                cwd=checkout,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise HookFailed(f"cannot start the command: {exc}") from None
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            await kill_process_group(process)
+            raise HookFailed(f"timed out after {timeout:g}s (--exec-timeout)") from None
+        except BaseException:
+            await kill_process_group(process)
+            raise
+        if process.returncode != 0:
+            lines = output.decode("utf-8", "replace").strip().splitlines()
+            last = f": {lines[-1]}" if lines else ""
+            raise HookFailed(f"exited with code {process.returncode}{last}")
+
+    return run
+
+
+def notify_action(
+    url: str, session: Callable[[], aiohttp.ClientSession], timeout: float, ref: str | None
+) -> HookAction:
+    """POST to `url` with the commit in the Gitpoll-Commit header (and in
+    git-sync's Gitsync-Hash, so receivers written for it work unchanged)."""
+
+    async def run(commit: str) -> None:
+        headers = {"Gitpoll-Commit": commit, "Gitsync-Hash": commit}
+        try:
+            async with session().post(
+                url,
+                headers=headers,
+                json={"commit": commit, "ref": ref},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                if response.status >= 300:
+                    raise HookFailed(f"the endpoint answered HTTP {response.status}")
+        except TimeoutError:
+            raise HookFailed(f"no answer within {timeout:g}s (--notify-timeout)") from None
+        except aiohttp.ClientError as exc:
+            raise HookFailed(f"request failed: {exc.__class__.__name__}: {exc}") from None
+
+    return run
