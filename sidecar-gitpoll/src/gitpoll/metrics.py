@@ -23,7 +23,7 @@ _DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 class Metrics:
     def __init__(self, hooks: tuple[str, ...] = ()) -> None:
         # `*_created` series double the output and no dashboard uses them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         registry = self.registry
         ProcessCollector(registry=registry)
