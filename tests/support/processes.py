@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,10 +51,8 @@ class Process:
 
     def kill_group(self) -> None:
         """SIGKILL the process group this process leads (its children too)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, then SIGKILL if it does not exit in time; its children go too."""

@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 def wait_until(
-    condition: Callable[[], T | None | bool],
+    condition: Callable[[], T | bool | None],
     timeout: float = 10.0,
     interval: float = 0.02,
     message: str = "condition",
