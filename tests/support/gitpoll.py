@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .net import free_port
+from .net import free_port, port_open
 from .processes import Process, ProcessGroup
 from .wait import wait_until
 
@@ -127,7 +127,14 @@ class GitpollFactory:
             self._logs / f"gitpoll-{self._count}.log",
             env={**os.environ, **(env or {})},
         )
-        return Gitpoll(process, root, port, link)
+        poller = Gitpoll(process, root, port, link)
+        if port is not None:
+            wait_until(
+                lambda: port_open(port) or not process.running(),
+                15,
+                message=f"gitpoll's HTTP port\n{process.output()[-3000:]}",
+            )
+        return poller
 
     def run(
         self, argv: Sequence[str], timeout: float = 60.0, env: dict[str, str] | None = None
