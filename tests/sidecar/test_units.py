@@ -180,4 +180,7 @@ def test_unsupported_schemes_are_refused() -> None:
 def test_notify_urls_are_logged_without_tokens() -> None:
     shown = display_endpoint("https://u:p@hooks.example/services/T0/B1?token=abc")
     assert shown == "https://hooks.example/services/T0/B1"
-    assert redact_url("see https://u:p@h/x and http://v@h/y") == "see https://***@h/x and http://***@h/y"
+    assert (
+        redact_url("see https://u:p@h/x and http://v@h/y")
+        == "see https://***@h/x and http://***@h/y"
+    )
