@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from support.git_http import GitHttpServer
 from support.gitpoll import GitpollFactory
 from support.gitrepo import Upstream
 from support.processes import ProcessGroup
+from support.sshd import SshServer
 
 
 @pytest.fixture
@@ -31,3 +34,33 @@ def root(tmp_path: Path) -> Path:
     path = tmp_path / "volume"
     path.mkdir()
     return path
+
+
+# -- real git servers --------------------------------------------------------
+
+HTTP_USERNAME = "deploy-bot"
+HTTP_PASSWORD = "initial-Pa55word-7f3c1e"
+
+
+@pytest.fixture
+def git_http(
+    processes: ProcessGroup, tmp_path: Path, upstream: Upstream
+) -> Iterator[GitHttpServer]:
+    """Smart HTTP with basic auth over the test's tmp_path, so `upstream` is at
+    /git/upstream.git."""
+    server = GitHttpServer(
+        processes, tmp_path / "httpd", upstream.bare.parent, HTTP_USERNAME, HTTP_PASSWORD
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sshd(processes: ProcessGroup, tmp_path: Path) -> Iterator[SshServer]:
+    server = SshServer(processes, tmp_path / "sshd")
+    try:
+        yield server
+    finally:
+        server.stop()
