@@ -74,6 +74,8 @@ _GIT_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "does not appear to be a git repository",
             "Repository not found",
             "returned error: 404",
+            # git's own wording for a smart-HTTP 404: "repository '<url>' not found"
+            "' not found",
             "not a git repository",
         ),
     ),
