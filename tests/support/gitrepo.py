@@ -59,6 +59,40 @@ class Upstream:
         git("commit", "--quiet", "--allow-empty", "-m", message, cwd=self.work)
         return self.head()
 
+    def prepare_commits(self, trees: list[dict[str, str]], message: str = "change") -> list[str]:
+        """Create one commit per entry of `trees` (each a change to the files
+        it names) on top of HEAD in a single `git fast-import` run, much
+        faster than one commit at a time; nothing is pushed. Returns the ids."""
+        stream = []
+        parent = self.head()
+        for number, files in enumerate(trees, 1):
+            stream.append(f"commit refs/heads/{self.branch}\nmark :{number}\n")
+            stream.append("committer Test Author <author@example.test> 1700000000 +0000\n")
+            text = f"{message} {number}\n"
+            stream.append(f"data {len(text.encode())}\n{text}")
+            stream.append(f"from {parent}\n" if number == 1 else f"from :{number - 1}\n")
+            for name, content in files.items():
+                data = content.encode()
+                stream.append(f"M 100644 inline {name}\ndata {len(data)}\n{content}\n")
+        stream.append("done\n")
+        marks = self.work / ".git" / "fast-import-marks"
+        subprocess.run(
+            ["git", "fast-import", "--quiet", "--done", f"--export-marks={marks}"],
+            cwd=self.work,
+            env=_ENV,
+            input="".join(stream),
+            text=True,
+            check=True,
+        )
+        by_mark = dict(line.split() for line in marks.read_text().splitlines())
+        git("reset", "--quiet", "--hard", f"refs/heads/{self.branch}", cwd=self.work)
+        return [by_mark[f":{number}"] for number in range(1, len(trees) + 1)]
+
+    def push_commit(self, commit: str, *, force: bool = False) -> None:
+        """Make the upstream branch point at `commit`."""
+        args = ["push", "--quiet", *(["--force"] if force else [])]
+        git(*args, "origin", f"{commit}:refs/heads/{self.branch}", cwd=self.work)
+
     def remove(self, *names: str) -> None:
         git("rm", "--quiet", *names, cwd=self.work)
 

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FETCHED_REF = "refs/gitpoll/fetched"
 PUBLISHED_REF = "refs/gitpoll/published"
+NEARLY_FULL_BYTES = 1024 * 1024
 
 # Reads the password file at every request, so a rotated Secret is used at
 # once; `$(cat ...)` drops trailing newlines. The values arrive in the
@@ -186,8 +187,19 @@ class Git:
             raise
         if process.returncode != 0:
             text = stderr.decode("utf-8", "replace")
-            raise classify_git_failure(operation, text, process.returncode or 0)
+            error = classify_git_failure(operation, text, process.returncode or 0)
+            if error.reason == "git" and self._volume_nearly_full():
+                # git reports a failed write without its cause ("unable to write file").
+                raise SyncError("volume_full", f"{operation}: the volume is full: {error.message}")
+            raise error
         return stdout.decode("utf-8", "replace")
+
+    def _volume_nearly_full(self) -> bool:
+        try:
+            usage = shutil.disk_usage(self.git_dir.parent)
+        except OSError:
+            return False
+        return usage.free < max(NEARLY_FULL_BYTES, usage.total // 100)
 
     # -- the local repository ------------------------------------------------
 

@@ -28,7 +28,6 @@ from .config import is_full_sha
 from .errors import SyncError
 
 WORKTREES = ".worktrees"
-LOCK_FILE = ".gitpoll.lock"
 _STAGING = ".tmp-"
 _TRASH = ".trash-"
 
@@ -64,7 +63,9 @@ class Volume:
         if self._lock_fd is not None:
             return self._lock_fd
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # The directory itself is locked: no lock file to leave behind, and no
+        # descriptor open for writing that would stop a remount read-only.
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
