@@ -18,16 +18,17 @@ _ENV = {
 }
 
 
-def git(*args: str | Path, cwd: Path | None = None) -> str:
+def git(*args: str | Path, cwd: Path | None = None, check: bool = True) -> str:
+    """Run git; its stdout. With check=False a failure gives an empty string."""
     result = subprocess.run(
         ["git", *map(str, args)],
         cwd=cwd,
         env=_ENV,
-        check=True,
+        check=check,
         capture_output=True,
         text=True,
     )
-    return result.stdout.strip()
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 class Upstream:
