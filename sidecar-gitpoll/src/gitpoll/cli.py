@@ -34,7 +34,7 @@ every --period, and syncs at once on SIGHUP or on a signed POST /sync.
 EPILOG = """\
 Every flag can also be set with the environment variable shown; a flag wins.
 Exit codes: 0 stopped cleanly, 1 sync failed (--one-time, --max-failures),
-2 usage error, 3 start-up failure (volume or port unusable).
+2 usage error, 3 start-up failure (the --http-bind address cannot be used).
 """
 
 
