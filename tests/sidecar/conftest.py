@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.git_http import GitHttpServer
+from support.apache import shared_directory
+from support.git_http import GitHttpServer, share_repository
 from support.gitpoll import GitpollFactory
 from support.gitrepo import Upstream
 from support.processes import ProcessGroup
@@ -46,15 +48,20 @@ HTTP_PASSWORD = "initial-Pa55word-7f3c1e"
 def git_http(
     processes: ProcessGroup, tmp_path: Path, upstream: Upstream
 ) -> Iterator[GitHttpServer]:
-    """Smart HTTP with basic auth over the test's tmp_path, so `upstream` is at
-    /git/upstream.git."""
-    server = GitHttpServer(
-        processes, tmp_path / "httpd", upstream.bare.parent, HTTP_USERNAME, HTTP_PASSWORD
-    )
+    """Smart HTTP with basic auth, serving `upstream` as /git/upstream.git
+    (`upstream.bare` becomes a symlink to where the server reads it)."""
+    repos_dir = shared_directory("git-http-repos-")
     try:
-        yield server
+        share_repository(upstream.bare, repos_dir)
+        server = GitHttpServer(
+            processes, tmp_path / "httpd", repos_dir, HTTP_USERNAME, HTTP_PASSWORD
+        )
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        shutil.rmtree(repos_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -4,6 +4,11 @@ The configuration is complete and self-contained: nothing under
 /etc/apache2 is read, and only the modules a caller names are loaded, so a
 test sees exactly the behaviour of the directives it wrote. The server runs
 in the foreground under a ProcessGroup and is stopped by its PID.
+
+Run as root, Apache serves requests as another user (`run_user()`), who
+cannot enter pytest's tmp_path: /tmp/pytest-of-<user> is mode 0700, and
+every new pytest session (another one may start at any time) resets it to
+that. What that user must read therefore lives in a `shared_directory()`.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import stat
-from collections.abc import Iterable, Sequence
+import shutil
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from .net import free_port, port_open
@@ -45,46 +51,12 @@ def run_user() -> str | None:
     raise RuntimeError("neither www-data nor nobody exists to run Apache's children as")
 
 
-# Directories given o+x so that the run user can reach a path, with how many
-# live servers rely on each; the bit is taken away when the last one stops.
-# Only the execute bit is added: the run user can reach known names but not
-# list the directories, which is all Apache and its CGI programs need.
-_traversal_grants: dict[Path, int] = {}
-
-
-def grant_traversal(paths: Iterable[Path]) -> list[Path]:
-    """Make every directory on the way to each of `paths` (inclusive)
-    traversable by other users; the directories whose mode this call now
-    holds, to give to `release_traversal` later."""
-    held: list[Path] = []
-    for path in paths:
-        resolved = path.resolve()
-        for directory in [*reversed(resolved.parents), resolved]:
-            if directory in held:
-                continue
-            if directory in _traversal_grants:
-                _traversal_grants[directory] += 1
-            else:
-                mode = directory.stat().st_mode
-                if mode & stat.S_IXOTH:
-                    continue
-                os.chmod(directory, stat.S_IMODE(mode) | stat.S_IXOTH)
-                _traversal_grants[directory] = 1
-            held.append(directory)
-    return held
-
-
-def release_traversal(held: Iterable[Path]) -> None:
-    for directory in held:
-        _traversal_grants[directory] -= 1
-        if _traversal_grants[directory] > 0:
-            continue
-        del _traversal_grants[directory]
-        try:
-            mode = directory.stat().st_mode
-        except FileNotFoundError:
-            continue
-        os.chmod(directory, stat.S_IMODE(mode) & ~stat.S_IXOTH)
+def shared_directory(prefix: str) -> Path:
+    """A new directory that the run user can read (mode 0755, directly under
+    the world-traversable /tmp); whoever asks for it removes it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
 
 
 def _user_directives(user: str | None) -> str:
@@ -97,9 +69,14 @@ def _user_directives(user: str | None) -> str:
 class ApacheServer:
     """One httpd: `config` (directives for the main server) is appended to a
     minimal configuration that loads BASE_MODULES plus `modules` (names as in
-    mod_<name>.so, e.g. "status", "cgid"). Every file it writes lives in
-    `base_dir`, which is made reachable by the run user along with each of
-    `readable` (directories the configuration serves files or programs from).
+    mod_<name>.so, e.g. "status", "cgid").
+
+    The configuration, pid file, error log and access log are written in
+    `base_dir`: only the root parent process uses them, and they stay there
+    for a look after the test. The document root and the runtime directory
+    (mutexes, mod_cgid's socket), which the children use, are in a shared
+    directory that `stop()` removes. Files that `config` refers to must be
+    readable by `run_user()`.
     """
 
     def __init__(
@@ -109,9 +86,9 @@ class ApacheServer:
         config: str,
         modules: Sequence[str] = (),
         *,
-        readable: Sequence[Path] = (),
         startup_timeout: float = 10.0,
     ) -> None:
+        base_dir.mkdir(parents=True, exist_ok=True)
         self.base_dir = base_dir
         self.port = free_port()
         self.user = run_user()
@@ -119,14 +96,11 @@ class ApacheServer:
         self.pid_path = base_dir / "httpd.pid"
         self.error_log = base_dir / "error.log"
         self.access_log = base_dir / "access.log"
-        self.document_root = base_dir / "htdocs"
-        self.runtime_dir = base_dir / "run"
-        for directory in (base_dir, self.document_root, self.runtime_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(0o755)
-        # mod_cgid's socket is in the runtime directory and the run user's
-        # children connect to it, so base_dir must be reachable as well.
-        self._held = grant_traversal([base_dir, *readable]) if self.user is not None else []
+        self.shared_dir: Path | None = shared_directory("apache-")
+        self.document_root = self.shared_dir / "htdocs"
+        self.runtime_dir = self.shared_dir / "run"
+        for directory in (self.document_root, self.runtime_dir):
+            directory.mkdir(mode=0o755)
         self.config_path.write_text(self._render(config, [*BASE_MODULES, *modules]))
         self.process: Process = processes.start(
             [APACHE, "-f", str(self.config_path), "-DFOREGROUND"],
@@ -198,9 +172,10 @@ class ApacheServer:
         return self.process.running()
 
     def stop(self) -> None:
-        """Stop this server (its PID and process group) and give back the
-        directory modes it changed; idempotent. A ProcessGroup's teardown
-        alone would leave those modes changed."""
+        """Stop this server (its PID and process group) and remove its shared
+        directory; idempotent. A ProcessGroup's teardown alone would leave
+        that directory behind in /tmp."""
         self.process.stop()
-        held, self._held = self._held, []
-        release_traversal(held)
+        shared, self.shared_dir = self.shared_dir, None
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
-from .apache import ApacheServer
+from .apache import ApacheServer, shared_directory
 from .processes import ProcessGroup
 
 GIT_HTTP_BACKEND = Path("/usr/lib/git-core/git-http-backend")
@@ -30,9 +31,22 @@ def htpasswd_line(username: str, password: str) -> str:
     return f"{username}:{{SHA}}{base64.b64encode(digest).decode()}\n"
 
 
+def share_repository(repo: Path, repos_dir: Path) -> str:
+    """Move the repository `repo` into `repos_dir` and leave a symlink in its
+    place, so that whatever knows the old path (a clone pushing to it, say)
+    keeps working while the server's user, who may not be able to enter the
+    old location, reads it in `repos_dir`. Its name for `url_for`."""
+    moved = repos_dir / repo.name
+    shutil.move(repo, moved)
+    repo.symlink_to(moved, target_is_directory=True)
+    return repo.name
+
+
 class GitHttpServer:
     """Serves every repository under `repos_dir` at /git/<path>, to
-    `username` with the current password only."""
+    `username` with the current password only. `repos_dir` must be readable
+    by Apache's run user: see `shared_directory` and `share_repository`.
+    Config, logs and Apache's output go to `base_dir`."""
 
     def __init__(
         self,
@@ -45,8 +59,9 @@ class GitHttpServer:
         self.username = username
         self.password = password
         self.repos_dir = repos_dir.resolve()
-        base_dir.mkdir(parents=True, exist_ok=True)
-        self.htpasswd = base_dir / "htpasswd"
+        # Read by Apache's children at each request, so not in base_dir.
+        self._auth_dir: Path | None = shared_directory("git-http-auth-")
+        self.htpasswd = self._auth_dir / "htpasswd"
         self._write_htpasswd(password)
         config = f"""\
 SetEnv GIT_PROJECT_ROOT {self.repos_dir}
@@ -66,7 +81,11 @@ ScriptAlias /git/ {GIT_HTTP_BACKEND}/
     Require valid-user
 </Location>
 """
-        self.apache = ApacheServer(processes, base_dir, config, MODULES, readable=[self.repos_dir])
+        try:
+            self.apache = ApacheServer(processes, base_dir, config, MODULES)
+        except BaseException:
+            self._remove_auth_dir()
+            raise
 
     @property
     def port(self) -> int:
@@ -95,4 +114,11 @@ ScriptAlias /git/ {GIT_HTTP_BACKEND}/
         return self.apache.access_log_lines()
 
     def stop(self) -> None:
+        """Stop Apache and remove the password file; idempotent."""
         self.apache.stop()
+        self._remove_auth_dir()
+
+    def _remove_auth_dir(self) -> None:
+        auth_dir, self._auth_dir = self._auth_dir, None
+        if auth_dir is not None:
+            shutil.rmtree(auth_dir, ignore_errors=True)
