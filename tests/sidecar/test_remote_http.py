@@ -20,11 +20,11 @@ FAST = ("--period", "0.2")
 AUTH_FAILURE = "the repository refused the credentials"
 
 
-def write_secret(path: Path, value: str) -> Path:
+def write_secret(path: Path, value: str, line_end: str = "\n") -> Path:
     """As a mounted Secret is updated: the new file replaces the old one in
     one rename, and it ends with a newline, which is not part of the value."""
     staging = path.with_name(path.name + ".new")
-    staging.write_text(value + "\n")
+    staging.write_bytes((value + line_end).encode())
     os.replace(staging, path)
     return path
 
@@ -185,7 +185,8 @@ def test_a_rotated_password_is_used_without_a_restart(
     git_http.set_password("rotated-Pa55word-91d0")
     second = upstream.commit_and_push({"index.html": "<h1>version 2</h1>\n"}, "second")
     wait_errors(poller, "auth")
-    write_secret(password_file, "rotated-Pa55word-91d0")
+    # Saved by an editor that ends lines with CRLF: still not part of the value.
+    write_secret(password_file, "rotated-Pa55word-91d0", line_end="\r\n")
 
     poller.wait_published(second)
     assert poller.process.running()

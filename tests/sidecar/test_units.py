@@ -129,7 +129,7 @@ def test_bad_signatures_are_refused_with_a_reason(
         ("git@h: Permission denied (publickey).\nfatal: Could not read from remote", "auth"),
         ("Host key verification failed.\nfatal: Could not read from remote", "host_key"),
         ("fatal: '/srv/x.git' does not appear to be a git repository", "not_found"),
-        ("fatal: repository 'http://h/x/' not found\n...returned error: 404", "not_found"),
+        ("fatal: repository 'http://127.0.0.1:8080/git/missing.git/' not found", "not_found"),
         ("fatal: couldn't find remote ref refs/heads/x", "ref_not_found"),
         ("error: unable to write file: No space left on device", "volume_full"),
         ("fatal: Unable to create '/v/.git/x.lock': Read-only file system", "volume_read_only"),

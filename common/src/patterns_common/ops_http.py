@@ -76,11 +76,3 @@ async def start_server(app: web.Application, bind: HostPort) -> web.AppRunner:
         await runner.cleanup()
         raise
     return runner
-
-
-def bound_port(runner: web.AppRunner) -> int:
-    """The port actually bound (useful when the configured port was 0)."""
-    for address in runner.addresses:
-        if isinstance(address, tuple):
-            return int(address[1])
-    raise RuntimeError("the server is not listening on a TCP port")

@@ -37,13 +37,13 @@ PUBLISHED_REF = "refs/gitpoll/published"
 NEARLY_FULL_BYTES = 1024 * 1024
 
 # Reads the password file at every request, so a rotated Secret is used at
-# once; `$(cat ...)` drops trailing newlines. The values arrive in the
-# environment, never on a command line.
+# once; line ends are dropped (a secret file's trailing newline, CRLF
+# included). The values arrive in the environment, never on a command line.
 _CREDENTIAL_HELPER = (
     '!f() { test "$1" = get || return 0; '
     'printf "username=%s\\n" "$GITPOLL_GIT_USERNAME"; '
     'if [ -n "${GITPOLL_GIT_PASSWORD_FILE:-}" ]; then '
-    'printf "password=%s\\n" "$(cat "$GITPOLL_GIT_PASSWORD_FILE")"; '
+    'printf "password=%s\\n" "$(tr -d "\\r\\n" < "$GITPOLL_GIT_PASSWORD_FILE")"; '
     'elif [ -n "${GITPOLL_GIT_PASSWORD:-}" ]; then '
     'printf "password=%s\\n" "$GITPOLL_GIT_PASSWORD"; fi; }; f'
 )

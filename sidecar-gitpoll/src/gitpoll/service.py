@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from patterns_common.lifecycle import EXIT_FAILURE, EXIT_OK
 from patterns_common.logsetup import fields
@@ -86,10 +86,9 @@ class Poller:
         schedule = self._schedule
         while True:
             self._wake.clear()
-            outcome = await _unless_stopped(self._sync_once(), stop)
-            if outcome is None:
+            succeeded = await _unless_stopped(self._sync_once(), stop)
+            if succeeded is None:
                 return EXIT_OK
-            succeeded = outcome is not False
             if schedule.one_time:
                 return EXIT_OK if succeeded else EXIT_FAILURE
             failures = self.status.consecutive_failures
@@ -107,8 +106,8 @@ class Poller:
             if await _wait_for_any(self._wake, stop, delay) is stop:
                 return EXIT_OK
 
-    async def _sync_once(self) -> SyncResult | bool:
-        """One sync, logged and counted; its result, or False when it failed."""
+    async def _sync_once(self) -> bool:
+        """One sync, logged and counted; whether it succeeded."""
         started = time.monotonic()
         async with self._lock:
             try:
@@ -118,9 +117,8 @@ class Poller:
             except Exception as exc:  # a bug, not an expected failure: keep the traceback
                 log.exception("sync failed unexpectedly")
                 return self._record_failure("internal", f"unexpected {exc!r}", started)
-        duration = time.monotonic() - started
-        self._record_success(result, duration)
-        return result
+        self._record_success(result, time.monotonic() - started)
+        return True
 
     def _record_success(self, result: SyncResult, duration: float) -> None:
         metrics, status = self._metrics, self.status
@@ -149,7 +147,7 @@ class Poller:
         )
         self._on_publish(result.commit)
 
-    def _record_failure(self, reason: str, message: str, started: float) -> bool:
+    def _record_failure(self, reason: str, message: str, started: float) -> Literal[False]:
         duration = time.monotonic() - started
         metrics, status = self._metrics, self.status
         status.consecutive_failures += 1
