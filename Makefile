@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 PACKAGES := common sidecar-gitpoll
-TYPED_SOURCES := common/src sidecar-gitpoll/src tests bench
+TYPED_SOURCES := $(wildcard common/src sidecar-gitpoll/src tests bench)
 
 # package:command pairs; the package is installed when the command is missing.
 SIDECAR_SYSTEM_PACKAGES := git:git apache2:apache2 openssh-server:sshd openssh-client:ssh
