@@ -62,15 +62,21 @@ def test_a_bad_signature_gets_401_and_triggers_nothing(
     poller = gitpoll.start(upstream.url, root, *IDLE, "--webhook-secret-file", str(secret_file))
     poller.wait_published(upstream.head())
     before = syncs_after_first_publish(poller)
-    newer = upstream.commit_and_push({"index.html": "pushed\n"})
 
     assert post_sync(poller, secret=b"wrong") == 401
     assert http_post(poller.url + "/sync", b"{}")[0] == 401, "no signature at all"
     assert poller.metric("gitpoll_webhook_requests_total", result="rejected") == 2
-    # A valid request now: had the rejected ones triggered anything, that sync
-    # would have run before this one and the count would be two more, not one.
+    # Had a rejected request triggered a sync, it would start at once and be
+    # counted before the sync of the valid request below: the total would
+    # then be two more than before, not one.
+    newer = upstream.commit_and_push({"index.html": "pushed\n"})
     assert post_sync(poller) == 202
     poller.wait_published(newer, timeout=5)
+    wait_until(
+        lambda: poller.metric("gitpoll_syncs_total", result="success") == 2,
+        5,
+        message="the valid request's sync to be counted",
+    )
     assert total_syncs(poller) == before + 1
     assert "rejected POST /sync" in poller.output()
     assert SECRET.decode() not in poller.output()
@@ -139,7 +145,11 @@ def test_exec_on_sync_runs_in_the_new_checkout(
     lines = record.read_text().splitlines()
     assert lines[0] == f"{first} {root / '.worktrees' / first} <h1>version 1</h1>"
     assert lines[1] == f"{second} {root / '.worktrees' / second} second"
-    assert poller.metric("gitpoll_hook_runs_total", hook="exec", result="success") == 2
+    wait_until(
+        lambda: poller.metric("gitpoll_hook_runs_total", hook="exec", result="success") == 2,
+        5,
+        message="both runs to be counted",
+    )
 
 
 def test_a_failing_hook_is_retried_and_never_blocks_syncs(
@@ -224,8 +234,12 @@ def test_notify_url_is_posted_after_a_publish_and_retried(
     poller.wait_published(upstream.head())
     wait_until(lambda: len(received) == 2, 10, message="a retried notification")
     assert all(headers["Gitpoll-Commit"] == upstream.head() for headers in received)
+    wait_until(
+        lambda: poller.metric("gitpoll_hook_runs_total", hook="notify", result="success") == 1,
+        5,
+        message="the retry to be counted",
+    )
     assert poller.metric("gitpoll_hook_runs_total", hook="notify", result="error") == 1
-    assert poller.metric("gitpoll_hook_runs_total", hook="notify", result="success") == 1
     assert "tok123" not in poller.output(), "the URL's token is never logged"
 
 
