@@ -124,13 +124,23 @@ class EnvArgumentParser(argparse.ArgumentParser):
         self, argv: Sequence[str] | None, environ: Mapping[str, str]
     ) -> argparse.Namespace:
         """Parse argv, taking each option missing from it from the environment."""
+        from_environment: dict[str, int] = {}
         for twin in self._twins:
             source = next((name for name in twin.names if name in environ), None)
             if source is None:
                 continue
             twin.action.default = self._convert(twin.action, source, environ[source])
             twin.action.required = False
-        return self.parse_args(argv)
+            if isinstance(twin.action.default, list):
+                from_environment[twin.action.dest] = len(twin.action.default)
+        args = self.parse_args(argv)
+        # argparse appends a repeatable flag's values to its default: a flag
+        # given on the command line must replace the environment's list instead.
+        for dest, count in from_environment.items():
+            values = getattr(args, dest)
+            if len(values) > count:
+                setattr(args, dest, values[count:])
+        return args
 
     def _convert(self, action: argparse.Action, source: str, raw: str) -> object:
         try:

@@ -1,0 +1,1 @@
+"""pg-ambassador: the app dials localhost; each PostgreSQL connection goes to the right server."""
