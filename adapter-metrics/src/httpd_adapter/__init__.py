@@ -1,0 +1,1 @@
+"""httpd-adapter: Apache httpd's mod_status page as Prometheus metrics."""
