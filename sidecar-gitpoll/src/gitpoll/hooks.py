@@ -14,14 +14,16 @@ import os
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from patterns_common.logsetup import fields
 
 from .metrics import Metrics
 from .processes import kill_process_group
 from .schedule import Backoff
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,9 @@ def notify_action(
 ) -> HookAction:
     """POST to `url` with the commit in the Gitpoll-Commit header (and in
     git-sync's Gitsync-Hash, so receivers written for it work unchanged)."""
+    # Imported here, while the service is being wired, not at module load:
+    # only a --notify-url needs aiohttp's client (see app.py).
+    import aiohttp
 
     async def run(commit: str) -> None:
         headers = {"Gitpoll-Commit": commit, "Gitsync-Hash": commit}
