@@ -13,6 +13,7 @@ from patterns_common.cli import EnvArgumentParser, parse_host_port
 from patterns_common.lifecycle import EXIT_USAGE
 from patterns_common.logsetup import LOG_FORMATS, LOG_LEVELS
 
+from .app import run
 from .config import (
     DEFAULT_LISTEN,
     FALLBACK_ROUTE,
@@ -119,8 +120,6 @@ def load_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Confi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .app import run  # the server's imports are not needed for --help
-
     return run(load_config(argv, os.environ))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from .config import ConfigError, FileConfig, check_files, parse_file_config
+from .tls import check_ca_files
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -68,6 +69,7 @@ def read_file_config(path: Path) -> FileConfig:
         raise ConfigError("the file is not UTF-8 text") from None
     config = parse_file_config(parse_yaml(text), path.absolute().parent)
     check_files(config.settings)
+    check_ca_files(config.settings)
     return config
 
 
