@@ -88,15 +88,18 @@ def owned_directory(prefix: str) -> Path:
     return path
 
 
-def run_as_server_user(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def run_as_server_user(argv: Sequence[str]) -> str:
+    result = subprocess.run(
         as_run_user(argv),
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=120,
         env=_environment(),
     )
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
 
 
 def _environment() -> dict[str, str]:
@@ -125,8 +128,8 @@ def make_template(directory: Path) -> Path:
 
 class PgServer:
     """One postmaster. `settings` become `-c name=value` options; `hba` lines
-    replace pg_hba.conf (local connections of the superuser are always
-    trusted, so tests can set things up through the socket)."""
+    replace pg_hba.conf (local connections and replication from loopback are
+    always trusted, so tests can set things up and make replicas)."""
 
     def __init__(
         self,
@@ -137,13 +140,14 @@ class PgServer:
         settings: Mapping[str, str] | None = None,
         hba: Sequence[str] = ("host all all 127.0.0.1/32 trust",),
         name: str = "pg",
+        port: int | None = None,
     ) -> None:
         self.name = name
         self.data_dir = data_dir
-        self.port = free_port()
+        self.port = port or free_port()
         self.socket_dir = data_dir / "sockets"
         self.log_path = log_dir / f"{name}-{self.port}.log"
-        hba_text = "local all all trust\nlocal replication all trust\n" + "".join(
+        hba_text = "local all all trust\nhost replication all 127.0.0.1/32 trust\n" + "".join(
             f"{line}\n" for line in hba
         )
         (data_dir / "pg_hba.conf").write_text(hba_text)
