@@ -30,6 +30,7 @@ from support.processes import ProcessGroup
 
 SCRAM_USER, SCRAM_PASSWORD = "scram_user", "scram-Pa55-4f1d9a"
 MD5_USER, MD5_PASSWORD = "md5_user", "md5-Pa55-8c2e7b"
+ROTATING_USER = "rotating_user"
 NOLOGIN_ROLE = "nologin_role"
 
 
@@ -111,8 +112,9 @@ def pg_certificate() -> Iterator[Certificate]:
 def pg_a(
     pg_processes: ProcessGroup, pg_template: Path, pg_logs: Path, pg_certificate: Certificate
 ) -> Iterator[PgServer]:
-    """TLS on; `scram_user` must log in with SCRAM-SHA-256, `md5_user` with
-    MD5; everyone else is trusted. Databases app_a and shared."""
+    """TLS on; `scram_user` (and `rotating_user`, whose password tests set)
+    must log in with SCRAM-SHA-256, `md5_user` with MD5; everyone else is
+    trusted. Databases app_a and shared."""
     server = new_server(
         pg_processes,
         pg_template,
@@ -126,6 +128,7 @@ def pg_a(
         hba=(
             f"host all {SCRAM_USER} 127.0.0.1/32 scram-sha-256",
             f"host all {MD5_USER} 127.0.0.1/32 md5",
+            f"host all {ROTATING_USER} 127.0.0.1/32 scram-sha-256",
             "host all all 127.0.0.1/32 trust",
         ),
     )
@@ -138,6 +141,7 @@ def pg_a(
             "SET password_encryption = 'md5';"
             f"CREATE ROLE {MD5_USER} LOGIN PASSWORD '{MD5_PASSWORD}';"
             f"CREATE ROLE {NOLOGIN_ROLE} NOLOGIN;"
+            f"CREATE ROLE {ROTATING_USER} LOGIN;"
         )
         yield server
     finally:

@@ -59,8 +59,17 @@ def select(
 ) -> Selection:
     """The healthy servers of the wanted role. A primary is taken in the
     configured order (there should be one); replicas and `any` take turns,
-    starting at `turn`. A server that failed its last check is never chosen."""
+    starting at `turn`. A server that failed its last check is never chosen.
+    When no server is known to have the role but some answered the check
+    without letting its account in (role unknown), those are tried: the
+    server's own login error then tells the client what is wrong."""
     chosen = [server for server, status in candidates if eligible(target, status)]
+    if not chosen:
+        chosen = [
+            server
+            for server, status in candidates
+            if status.state == "up" and status.role == "unknown"
+        ]
     if chosen:
         if target != "primary":
             start = turn % len(chosen)
@@ -94,5 +103,5 @@ def select(
 
 def _describe(status: ServerStatus) -> str:
     if status.state == "up":
-        return f"up, {status.role}"
+        return f"up, {status.role}" if status.error is None else f"up ({status.error})"
     return f"{status.state}" + (f" ({status.error})" if status.error else "")
