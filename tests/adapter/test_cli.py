@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,34 @@ def test_usage_errors_exit_2_with_a_message(
     err = capsys.readouterr().err
     assert err.startswith("usage: httpd-adapter")
     assert message in err
+
+
+def test_the_command_reports_usage_errors_without_a_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "httpd_adapter", "--timeout", "x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "usage: httpd-adapter" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_documents_every_flag_with_its_environment_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "httpd_adapter", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    text = " ".join(result.stdout.split())
+    for flag in ("--scrape-uri", "--scrape_uri", "--telemetry.address", "--allow-target"):
+        assert flag in text
+    assert (
+        "env HTTPD_ADAPTER_SCRAPE_URI or SCRAPE_URI; default http://localhost/server-status?auto"
+        in text
+    )
+    assert "env HTTPD_ADAPTER_LISTEN; default :9117" in text

@@ -28,9 +28,22 @@ from .wait import wait_until
 APACHE = "/usr/sbin/apache2"
 MODULES_DIR = Path("/usr/lib/apache2/modules")
 
-# An MPM is mandatory (event is Debian's default), and without mod_authz_core
-# Apache 2.4 answers every request with 500 "couldn't check user".
-BASE_MODULES = ("mpm_event", "authz_core")
+# Without mod_authz_core Apache 2.4 answers every request with 500 "couldn't
+# check user". An MPM is mandatory too: see `ApacheServer(mpm=...)`.
+BASE_MODULES = ("authz_core",)
+
+# Small process and thread limits per MPM: quick to start, plenty for a test.
+# The threaded MPMs refuse prefork's directives and the other way round.
+_MPM_LIMITS = {
+    "event": (
+        "StartServers 1\nServerLimit 2\nThreadsPerChild 16\n"
+        "MinSpareThreads 1\nMaxSpareThreads 32\nMaxRequestWorkers 32\n"
+    ),
+    "prefork": (
+        "StartServers 2\nServerLimit 8\nMinSpareServers 1\nMaxSpareServers 4\nMaxRequestWorkers 8\n"
+    ),
+}
+_MPM_LIMITS["worker"] = _MPM_LIMITS["event"]
 
 # Common Log Format: one line per request, with the request line (%r) and
 # the final status (%>s) that tests count and check.
@@ -68,7 +81,8 @@ def _user_directives(user: str | None) -> str:
 
 class ApacheServer:
     """One httpd: `config` (directives for the main server) is appended to a
-    minimal configuration that loads BASE_MODULES plus `modules` (names as in
+    minimal configuration that loads the `mpm` ("event", Debian's default,
+    "worker" or "prefork"), BASE_MODULES and `modules` (names as in
     mod_<name>.so, e.g. "status", "cgid").
 
     The configuration, pid file, error log and access log are written in
@@ -86,8 +100,12 @@ class ApacheServer:
         config: str,
         modules: Sequence[str] = (),
         *,
+        mpm: str = "event",
         startup_timeout: float = 10.0,
     ) -> None:
+        if mpm not in _MPM_LIMITS:
+            raise ValueError(f"unknown MPM {mpm!r}: one of {', '.join(_MPM_LIMITS)}")
+        self.mpm = mpm
         base_dir.mkdir(parents=True, exist_ok=True)
         self.base_dir = base_dir
         self.port = free_port()
@@ -101,7 +119,7 @@ class ApacheServer:
         self.runtime_dir = self.shared_dir / "run"
         for directory in (self.document_root, self.runtime_dir):
             directory.mkdir(mode=0o755)
-        self.config_path.write_text(self._render(config, [*BASE_MODULES, *modules]))
+        self.config_path.write_text(self._render(config, [f"mpm_{mpm}", *BASE_MODULES, *modules]))
         self.process: Process = processes.start(
             [APACHE, "-f", str(self.config_path), "-DFOREGROUND"],
             base_dir / "apache2.out",
@@ -130,13 +148,7 @@ class ApacheServer:
             f"ErrorLog {self.error_log}\n"
             "LogLevel warn\n"
             f'CustomLog {self.access_log} "{ACCESS_LOG_FORMAT}"\n'
-            # One small child process: quick to start, plenty for a test.
-            "StartServers 1\n"
-            "ServerLimit 2\n"
-            "ThreadsPerChild 16\n"
-            "MinSpareThreads 1\n"
-            "MaxSpareThreads 32\n"
-            "MaxRequestWorkers 32\n"
+            f"{_MPM_LIMITS[self.mpm]}"
             "\n"
             f"{config}\n"
         )

@@ -25,6 +25,7 @@ from patterns_common.cli import (
 )
 from patterns_common.logsetup import LOG_FORMATS, LOG_LEVELS
 
+from .app import run
 from .config import ClientSettings, Config
 from .targets import TargetPattern, parse_target_pattern, status_url, without_credentials
 
@@ -253,8 +254,6 @@ def load_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Confi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .app import run  # the server's imports are not needed for a usage error
-
     return run(load_config(argv, os.environ))
 
 

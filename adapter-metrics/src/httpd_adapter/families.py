@@ -27,6 +27,8 @@ class ScrapeOutcome:
     """Seconds from the start of the request to the parsed snapshot."""
     failures_total: int
     """Failed scrapes of this target so far, this one included."""
+    error: str | None = None
+    """Why there is no snapshot: `<reason>: <what happened>`."""
 
     @property
     def up(self) -> bool:
@@ -217,4 +219,3 @@ class ScrapeCollector:
 
     def collect(self) -> Iterator[Metric]:
         return scrape_families(self._outcome)
-

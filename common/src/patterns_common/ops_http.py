@@ -54,13 +54,16 @@ def build_ops_app(
     *,
     liveness: Probe,
     readiness: Probe,
-    metrics_path: str = "/metrics",
+    metrics_path: str | None = "/metrics",
     client_max_size: int = 1024**2,
 ) -> web.Application:
+    """`metrics_path=None` leaves the metrics route to the service, for one
+    that must do I/O before it can answer (an exporter's scrape)."""
     app = web.Application(client_max_size=client_max_size)
     app.router.add_get("/healthz", _probe_handler(liveness))
     app.router.add_get("/readyz", _probe_handler(readiness))
-    app.router.add_get(metrics_path, _metrics_handler(registry))
+    if metrics_path is not None:
+        app.router.add_get(metrics_path, _metrics_handler(registry))
     return app
 
 
