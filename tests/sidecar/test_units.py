@@ -133,6 +133,10 @@ def test_bad_signatures_are_refused_with_a_reason(
         ("fatal: couldn't find remote ref refs/heads/x", "ref_not_found"),
         ("error: unable to write file: No space left on device", "volume_full"),
         ("fatal: Unable to create '/v/.git/x.lock': Read-only file system", "volume_read_only"),
+        (
+            "error: could not lock config file /v/.git/config: Permission denied",
+            "volume_permission",
+        ),
         ("fatal: something nobody expected", "git"),
     ],
 )

@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from importlib.metadata import version
 from pathlib import Path
 
 from patterns_common.cli import (
@@ -18,6 +17,7 @@ from patterns_common.cli import (
 )
 from patterns_common.logsetup import LOG_FORMATS, LOG_LEVELS
 
+from . import __version__
 from .app import run
 from .config import Config
 from .remote import parse_remote
@@ -205,7 +205,7 @@ def build_parser() -> EnvArgumentParser:
     )
     add("--log-format", choices=LOG_FORMATS, default="text", help="log line format")
     add("--log-level", choices=LOG_LEVELS, default="info", help="lowest level logged")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('gitpoll')}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 

@@ -44,6 +44,11 @@ _GIT_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "volume_permission",
+        "permission denied on the volume; check its owner or the pod's fsGroup",
+        ("Permission denied", "insufficient permission"),
+    ),
+    (
         "tls",
         "the TLS connection to the repository failed",
         ("SSL certificate problem", "server certificate verification failed", "SSL_ERROR"),

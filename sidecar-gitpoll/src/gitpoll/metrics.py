@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -13,6 +11,8 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client.process_collector import ProcessCollector
+
+from . import __version__
 
 SYNC_RESULTS = ("success", "noop", "error")
 HOOK_RESULTS = ("success", "error")
@@ -28,7 +28,7 @@ class Metrics:
         registry = self.registry
         ProcessCollector(registry=registry)
         Info("gitpoll_build", "Version of gitpoll.", registry=registry).info(
-            {"version": version("gitpoll")}
+            {"version": __version__}
         )
         self.syncs = Counter(
             "gitpoll_syncs",
