@@ -14,7 +14,7 @@ TYPED_SOURCES := $(wildcard common/src sidecar-gitpoll/src ambassador-db/src ada
 # package:command pairs; the package is installed when the command is missing.
 SIDECAR_SYSTEM_PACKAGES := git:git apache2:apache2 openssh-server:sshd openssh-client:ssh
 ADAPTER_SYSTEM_PACKAGES := apache2:apache2 prometheus:prometheus prometheus:promtool \
-	prometheus-apache-exporter:prometheus-apache-exporter
+	prometheus-apache-exporter:prometheus-apache-exporter openssl:openssl
 # PostgreSQL's server programs are not on PATH: ensure-system-packages looks
 # for a command given as a path pattern where the pattern points.
 AMBASSADOR_SYSTEM_PACKAGES := postgresql:/usr/lib/postgresql/*/bin/postgres \

@@ -15,32 +15,38 @@ from .wait import wait_until
 PROMETHEUS = "/usr/bin/prometheus"
 
 
+def scrape_job(
+    name: str, address: str, metrics_path: str = "/metrics", **params: str
+) -> dict[str, Any]:
+    """One entry of scrape_configs: the exporter at `address` (host:port),
+    `metrics_path`, with `params` as URL parameters (a /probe target)."""
+    job: dict[str, Any] = {
+        "job_name": name,
+        "metrics_path": metrics_path,
+        "static_configs": [{"targets": [address]}],
+    }
+    if params:
+        job["params"] = {key: [value] for key, value in params.items()}
+    return job
+
+
 class PrometheusServer:
-    """Prometheus with one job scraping `target` (host:port) at
-    `metrics_path` every second; its data directory is in `base_dir`."""
+    """Prometheus scraping `jobs` (see `scrape_job`) every second; its data
+    directory is in `base_dir`."""
 
     def __init__(
         self,
         processes: ProcessGroup,
         base_dir: Path,
-        target: str,
+        jobs: list[dict[str, Any]],
         *,
-        metrics_path: str = "/metrics",
-        job: str = "apache",
         startup_timeout: float = 30.0,
     ) -> None:
         base_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.job = job
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": job,
-                    "metrics_path": metrics_path,
-                    "static_configs": [{"targets": [target]}],
-                }
-            ],
+            "scrape_configs": jobs,
         }
         # JSON is YAML: no YAML library needed to write the configuration.
         (base_dir / "prometheus.yml").write_text(json.dumps(config, indent=2))
