@@ -53,23 +53,30 @@ class Syncer:
 
     async def _sync(self) -> SyncResult:
         published = self.volume.published_commit()
-        if self.ref_is_commit:
-            assert self.ref is not None
-            wanted, source = self.ref, self.ref
+        if published is None and not self.ref_is_commit:
+            # Nothing to compare with: asking the remote first would only add
+            # a round trip to the first publish (an init container's whole job).
+            commit = await self.git.fetch(self.ref or "HEAD")
         else:
-            head = await self.git.remote_head(self.ref)
-            wanted, source = head.commit, head.refname
-        if wanted == published:
-            return SyncResult("noop", wanted, published)
-
-        commit = wanted
-        if not self.volume.has_checkout(wanted):
-            commit = await self.git.fetch(source)
+            wanted, source = await self._wanted()
+            if wanted == published:
+                return SyncResult("noop", wanted, published)
+            # A rewind within the grace period finds its checkout still there.
+            has_it = self.volume.has_checkout(wanted)
+            commit = wanted if has_it else await self.git.fetch(source)
         if not self.volume.has_checkout(commit):
             await self._write_checkout(commit)
         await asyncio.to_thread(self.volume.publish, commit)
         await self.git.mark_published(commit)
         return SyncResult("success", commit, published)
+
+    async def _wanted(self) -> tuple[str, str]:
+        """The commit to publish, and what to fetch to get it."""
+        if self.ref_is_commit:
+            assert self.ref is not None
+            return self.ref, self.ref
+        head = await self.git.remote_head(self.ref)
+        return head.commit, head.refname
 
     async def _write_checkout(self, commit: str) -> None:
         staging = await asyncio.to_thread(self.volume.new_staging_directory, commit)
