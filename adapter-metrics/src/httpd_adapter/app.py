@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from importlib.metadata import version
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -15,6 +14,7 @@ from patterns_common import lifecycle
 from patterns_common.logsetup import configure_logging, fields
 from patterns_common.ops_http import start_server
 
+from . import __version__
 from .client import ConfigurationError, StatusClient
 from .config import Config
 from .handler import OwnMetrics, build_app
@@ -25,18 +25,15 @@ log = logging.getLogger("httpd_adapter")
 
 def run(config: Config) -> int:
     configure_logging(config.log_format, config.log_level)
-    return lifecycle.run(lambda stop: serve(config, stop), use_uvloop=True)
+    return lifecycle.run(lambda stop: serve(config, stop))
 
 
 class _BuildInfo:
-    def __init__(self) -> None:
-        self._version = version("httpd-adapter")  # reads package metadata: once
-
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(
             "httpd_adapter_build_info", "Version of httpd-adapter.", labels=["version"]
         )
-        info.add_metric([self._version], 1)
+        info.add_metric([__version__], 1)
         yield info
 
 

@@ -15,7 +15,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from importlib.metadata import version
 
 from patterns_common.cli import (
     EnvArgumentParser,
@@ -25,6 +24,7 @@ from patterns_common.cli import (
 )
 from patterns_common.logsetup import LOG_FORMATS, LOG_LEVELS
 
+from . import __version__
 from .app import run
 from .config import ClientSettings, Config
 from .targets import TargetPattern, parse_target_pattern, status_url, without_credentials
@@ -41,7 +41,8 @@ for that request only, if an --allow-target pattern admits it.
 
 EPILOG = """\
 Every flag can also be set with the environment variable shown; a flag wins.
-Exit codes: 0 stopped cleanly, 2 usage error, 3 the listen address cannot be used.
+Exit codes: 0 stopped cleanly, 2 usage error or unusable TLS files, 3 the listen
+address cannot be used.
 """
 
 DEFAULT_SCRAPE_URI = "http://localhost/server-status?auto"
@@ -175,7 +176,6 @@ def build_parser() -> EnvArgumentParser:
         metavar="'NAME: VALUE'",
         type=_header,
         action="append",
-        default=[],
         help="extra request header for Apache, repeatable (NAME=VALUE also works; in the "
         "variable, comma-separated)",
     )
@@ -191,7 +191,6 @@ def build_parser() -> EnvArgumentParser:
         metavar="PATTERN",
         type=_pattern,
         action="append",
-        default=[],
         help="enables /probe for targets matching [scheme://]host-glob[:port][/path-glob], "
         "repeatable (in the variable, comma-separated); without it /probe answers 403",
     )
@@ -211,9 +210,7 @@ def build_parser() -> EnvArgumentParser:
         default=argparse.SUPPRESS,
         help="apache_exporter's spelling of --log-level (warn means warning)",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {version('httpd-adapter')}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
@@ -242,12 +239,12 @@ def load_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Confi
             ca_file=args.ca_file,
             client_cert=args.client_cert,
             client_key=args.client_key,
-            headers=tuple(args.header),
+            headers=tuple(args.header or ()),
             username=username,
             password_file=args.password_file,
             password=url.password or None,
         ),
-        allow_targets=tuple(args.allow_target),
+        allow_targets=tuple(args.allow_target or ()),
         log_format=args.log_format,
         log_level=args.log_level,
     )

@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import errno
 import ssl
-from importlib.metadata import version
 
 import aiohttp
 from yarl import URL
 
 from patterns_common.cli import read_secret_file
 
+from . import __version__
 from .config import ClientSettings
 
 # A status page is a few kB (the scoreboard has one byte per worker slot, 400
 # for a default event MPM); 4 MiB leaves room for a very large server and
 # stops a wrong URL from streaming a file into memory.
 MAX_BODY = 4 * 1024 * 1024
-USER_AGENT = f"httpd-adapter/{version('httpd-adapter')}"
+USER_AGENT = f"httpd-adapter/{__version__}"
 
 
 class FetchError(Exception):

@@ -72,5 +72,7 @@ class Scraper:
                 "status page has values that are not numbers; their metrics are left out",
                 extra=fields(target=target, problems="; ".join(snapshot.problems)),
             )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("scraped", extra=fields(target=target, duration=round(duration, 4)))
         failed = error is not None or (snapshot is not None and bool(snapshot.problems))
         return ScrapeOutcome(snapshot, duration, self.failures.record(target, failed), error)
