@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from support.apache import shared_directory
 from support.git_http import GitHttpServer, share_repository
+from support.gitdaemon import GitDaemon
 from support.gitpoll import GitpollFactory
 from support.gitrepo import Upstream
 from support.processes import ProcessGroup
 from support.sshd import SshServer
+from support.tcpproxy import TCPProxy
 
 
 @pytest.fixture
@@ -71,3 +73,23 @@ def sshd(processes: ProcessGroup, tmp_path: Path) -> Iterator[SshServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def git_daemon(processes: ProcessGroup, upstream: Upstream, tmp_path: Path) -> GitDaemon:
+    """`git daemon` serving the upstream repository as git://…/upstream.git."""
+    return GitDaemon(processes, upstream.bare.parent, tmp_path)
+
+
+@pytest.fixture
+def proxy() -> Iterator[Callable[..., TCPProxy]]:
+    """Makes TCPProxy instances (slow or silent servers), closed at teardown."""
+    made: list[TCPProxy] = []
+
+    def make(target_port: int, **options: object) -> TCPProxy:
+        made.append(TCPProxy(target_port, **options))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from support.gitdaemon import GitDaemon
 from support.gitpoll import GitpollFactory, http_get
 from support.gitrepo import Upstream, git
-from support.processes import ProcessGroup
 from support.tcpproxy import TCPProxy
 from support.wait import wait_until
 
 FAST = ("--period", "0.1")
+MakeProxy = Callable[..., TCPProxy]
 
 
 def test_new_commits_on_the_branch_are_published(
@@ -185,48 +186,32 @@ def test_readiness_waits_for_the_first_publish(
 
 
 def test_sigterm_during_a_hung_fetch_exits_zero_promptly(
-    gitpoll: GitpollFactory,
-    upstream: Upstream,
-    root: Path,
-    processes: ProcessGroup,
-    tmp_path: Path,
+    gitpoll: GitpollFactory, root: Path, git_daemon: GitDaemon, proxy: MakeProxy
 ) -> None:
-    daemon = GitDaemon(processes, upstream.bare.parent, tmp_path)
-    silent = TCPProxy(daemon.port, blackhole=True)
-    try:
-        poller = gitpoll.start(daemon.url_for("upstream.git", silent.port), root, "--timeout", "60")
-        wait_until(lambda: silent.connections >= 1, 10, message="gitpoll to reach the server")
-        started = time.monotonic()
-        poller.process.signal(signal.SIGTERM)
-        code = poller.process.wait(timeout=10)
-        elapsed = time.monotonic() - started
-    finally:
-        silent.close()
+    silent = proxy(git_daemon.port, blackhole=True)
+    poller = gitpoll.start(git_daemon.url_for("upstream.git", silent.port), root, "--timeout", "60")
+    wait_until(lambda: silent.connections >= 1, 10, message="gitpoll to reach the server")
+    started = time.monotonic()
+    poller.process.signal(signal.SIGTERM)
+    code = poller.process.wait(timeout=10)
+    elapsed = time.monotonic() - started
     assert code == 0
     assert elapsed < 2.0, f"took {elapsed:.2f}s to stop"
     assert "Traceback" not in poller.output()
 
 
 def test_a_hung_server_is_cut_off_by_the_timeout(
-    gitpoll: GitpollFactory,
-    upstream: Upstream,
-    root: Path,
-    processes: ProcessGroup,
-    tmp_path: Path,
+    gitpoll: GitpollFactory, root: Path, git_daemon: GitDaemon, proxy: MakeProxy
 ) -> None:
-    daemon = GitDaemon(processes, upstream.bare.parent, tmp_path)
-    silent = TCPProxy(daemon.port, blackhole=True)
-    try:
-        poller = gitpoll.start(
-            daemon.url_for("upstream.git", silent.port), root, "--timeout", "0.5"
-        )
-        wait_until(
-            lambda: poller.metric("gitpoll_sync_errors_total", reason="timeout") >= 1,
-            10,
-            message="a timed-out sync",
-        )
-    finally:
-        silent.close()
+    silent = proxy(git_daemon.port, blackhole=True)
+    poller = gitpoll.start(
+        git_daemon.url_for("upstream.git", silent.port), root, "--timeout", "0.5"
+    )
+    wait_until(
+        lambda: poller.metric("gitpoll_sync_errors_total", reason="timeout") >= 1,
+        10,
+        message="a timed-out sync",
+    )
     assert "no result within 0.5s (--timeout)" in poller.output()
 
 

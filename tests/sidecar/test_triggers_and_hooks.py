@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -15,7 +15,6 @@ from gitpoll.webhook import sign
 from support.gitdaemon import GitDaemon
 from support.gitpoll import Gitpoll, GitpollFactory, http_post
 from support.gitrepo import Upstream, git
-from support.processes import ProcessGroup
 from support.tcpproxy import TCPProxy
 from support.wait import wait_until
 
@@ -96,33 +95,29 @@ def test_triggers_during_a_sync_are_coalesced_into_one_follow_up(
     upstream: Upstream,
     root: Path,
     secret_file: Path,
-    processes: ProcessGroup,
-    tmp_path: Path,
+    git_daemon: GitDaemon,
+    proxy: Callable[..., TCPProxy],
 ) -> None:
-    daemon = GitDaemon(processes, upstream.bare.parent, tmp_path)
-    slow = TCPProxy(daemon.port)
-    try:
-        poller = gitpoll.start(
-            daemon.url_for("upstream.git", slow.port),
-            root,
-            *IDLE,
-            "--webhook-secret-file",
-            str(secret_file),
-        )
-        poller.wait_published(upstream.head())
-        before = syncs_after_first_publish(poller)
-        slow.delay = 1.0  # each connection to the server now takes a second
-        connections = slow.connections
+    slow = proxy(git_daemon.port)
+    poller = gitpoll.start(
+        git_daemon.url_for("upstream.git", slow.port),
+        root,
+        *IDLE,
+        "--webhook-secret-file",
+        str(secret_file),
+    )
+    poller.wait_published(upstream.head())
+    before = syncs_after_first_publish(poller)
+    slow.delay = 1.0  # each connection to the server now takes a second
+    connections = slow.connections
+    assert post_sync(poller) == 202
+    wait_until(lambda: slow.connections > connections, 5, message="the sync to start")
+    for _ in range(10):
         assert post_sync(poller) == 202
-        wait_until(lambda: slow.connections > connections, 5, message="the sync to start")
-        for _ in range(10):
-            assert post_sync(poller) == 202
-        wait_until(lambda: total_syncs(poller) == before + 2, 15, message="two syncs")
-        # Nothing else is pending: no third sync follows the follow-up.
-        time.sleep(1.5)
-        assert total_syncs(poller) == before + 2
-    finally:
-        slow.close()
+    wait_until(lambda: total_syncs(poller) == before + 2, 15, message="two syncs")
+    # Nothing else is pending: no third sync follows the follow-up.
+    time.sleep(1.5)
+    assert total_syncs(poller) == before + 2
 
 
 def test_exec_on_sync_runs_in_the_new_checkout(
