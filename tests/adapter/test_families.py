@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
+from httpd_adapter.exposition import encode, format_value
 from httpd_adapter.families import ScrapeCollector, ScrapeOutcome
 from httpd_adapter.status import SCOREBOARD_STATES, NotStatusPage, StatusSnapshot, parse_status
 from support.exposition import exposed_families, samples, value
@@ -27,8 +28,13 @@ EXPORTER_NAME_REMARKS = {
 
 
 def render(snapshot: StatusSnapshot | None, failures: int = 0, duration: float = 0.002) -> str:
+    """What the adapter serves for a scrape (its own encoder)."""
+    return encode(ScrapeCollector(ScrapeOutcome(snapshot, duration, failures)).collect()).decode()
+
+
+def render_with_prometheus_client(snapshot: StatusSnapshot | None) -> str:
     registry = CollectorRegistry()
-    registry.register(ScrapeCollector(ScrapeOutcome(snapshot, duration, failures)))
+    registry.register(ScrapeCollector(ScrapeOutcome(snapshot, 0.002, 0)))
     return generate_latest(registry).decode()
 
 
@@ -197,6 +203,16 @@ def promtool_remarks(text: str) -> set[str]:
 
 
 @pytest.mark.parametrize("name", STATUS_PAGES)
+def test_our_encoder_says_what_prometheus_clients_says(name: str) -> None:
+    snapshot = parse_status(status_body(name))
+    ours, reference = render(snapshot), render_with_prometheus_client(snapshot)
+    assert samples(ours) == samples(reference)
+    assert {(f.name, f.type) for f in exposed_families(ours).values()} == {
+        (f.name, f.type) for f in exposed_families(reference).values()
+    }
+
+
+@pytest.mark.parametrize("name", STATUS_PAGES)
 def test_promtool_finds_only_apache_exporters_own_naming_remarks(name: str) -> None:
     remarks = promtool_remarks(render_page(name))
     assert remarks <= EXPORTER_NAME_REMARKS, remarks - EXPORTER_NAME_REMARKS
@@ -236,9 +252,22 @@ def test_whatever_the_page_holds_the_output_is_valid_exposition(
     except NotStatusPage:
         return
     # Label values with quotes, backslashes and odd characters are escaped:
-    # the text parses back to the same values.
+    # the text parses back to the same values, as prometheus_client's does.
     found = samples(render(snapshot))
+    assert found == samples(render_with_prometheus_client(snapshot))
     assert found[("apache_up", ())] == 1
     if snapshot.server_version:
         info = [labels for name, labels in found if name == "apache_info"]
         assert dict(info[0])["version"] == snapshot.server_version
+
+
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(1, "1"), (1.0, "1"), (-3.0, "-3"), (2.04071, "2.04071"), (1e20, "1e+20"),
+     (0.1 + 0.2, "0.30000000000000004"), (float("inf"), "+Inf"), (float("nan"), "NaN")],
+)  # fmt: skip
+def test_values_are_written_as_go_writes_them_and_read_back_exactly(
+    number: float, text: str
+) -> None:
+    assert format_value(number) == text
+    assert float(text) == number or number != number

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
@@ -52,10 +53,18 @@ class _Fallback:
 
 
 def _simple(family: Metric) -> bool:
-    """A gauge or counter whose samples all carry the family's own name (no
-    `_created`, which the text format shows as a family of its own)."""
-    names = (family.name, family.name + "_total")
-    return family.type in _SIMPLE_TYPES and all(s.name in names for s in family.samples)
+    """A gauge or a counter without `_created` samples (the text format
+    shows those as a family of their own)."""
+    if family.type == "counter":
+        return all(not sample.name.endswith("_created") for sample in family.samples)
+    return family.type in _SIMPLE_TYPES
+
+
+@lru_cache(maxsize=256)
+def _header(name: str, documentation: str, kind: str) -> str:
+    """The HELP and TYPE lines: the same at every scrape, so made once."""
+    exposed = name + "_total" if kind == "counter" else name
+    return f"# HELP {exposed} {_escape_help(documentation)}\n# TYPE {exposed} {_TEXT_TYPE[kind]}"
 
 
 def encode(families: Iterable[Metric]) -> bytes:
@@ -64,9 +73,7 @@ def encode(families: Iterable[Metric]) -> bytes:
         return generate_latest(_Fallback(collected))
     lines: list[str] = []
     for family in collected:
-        name = family.name + "_total" if family.type == "counter" else family.name
-        lines.append(f"# HELP {name} {_escape_help(family.documentation)}")
-        lines.append(f"# TYPE {name} {_TEXT_TYPE[family.type]}")
+        lines.append(_header(family.name, family.documentation, family.type))
         for sample in family.samples:
             if sample.labels:
                 labels = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sample.labels.items())
