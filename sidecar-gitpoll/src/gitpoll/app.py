@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-from typing import TYPE_CHECKING
 
 from patterns_common import lifecycle
 from patterns_common.logsetup import configure_logging, fields
 
 from .config import Config
 from .gitops import Credentials, Git
-from .hooks import LatestCommitRunner, exec_action, notify_action
+from .hooks import Hooks
 from .metrics import Metrics
 from .publish import Volume
 from .service import Cleaner, Poller, Schedule
@@ -22,9 +20,6 @@ from .syncer import Syncer
 # aiohttp (the ops server, --notify-url) is imported only by the code that
 # uses it: it adds about half a second of start-up and 11 MiB of memory that
 # a --one-time run, or one without --http-bind, never needs.
-if TYPE_CHECKING:
-    import aiohttp
-
 log = logging.getLogger("gitpoll")
 
 
@@ -53,37 +48,22 @@ async def serve(config: Config, stop: asyncio.Event) -> int:
         depth=config.depth,
         timeout=config.timeout,
     )
-    hook_names = tuple(
-        name
-        for name, wanted in (("exec", config.exec_on_sync), ("notify", config.notify_url))
-        if wanted
-    )
-    metrics = Metrics(hooks=hook_names)
+    metrics = Metrics()
     lock = asyncio.Lock()
     cleaner = Cleaner(volume, git, lock, metrics, config.worktree_grace, config.gc_interval)
-
-    session: aiohttp.ClientSession | None = None
-
-    def client_session() -> aiohttp.ClientSession:
-        nonlocal session
-        if session is None:
-            import aiohttp  # already loaded by notify_action
-
-            session = aiohttp.ClientSession()
-        return session
-
-    runners: list[LatestCommitRunner] = []
-    if config.exec_on_sync:
-        action = exec_action(config.exec_on_sync, volume.checkout_path, config.exec_timeout)
-        runners.append(LatestCommitRunner("exec", action, metrics))
-    if config.notify_url:
-        action = notify_action(config.notify_url, client_session, config.notify_timeout, config.ref)
-        runners.append(LatestCommitRunner("notify", action, metrics))
+    hooks = Hooks(
+        metrics,
+        exec_command=config.exec_on_sync,
+        exec_timeout=config.exec_timeout,
+        checkout_of=volume.checkout_path,
+        notify_url=config.notify_url,
+        notify_timeout=config.notify_timeout,
+        ref=config.ref,
+    )
 
     def on_publish(commit: str) -> None:
         cleaner.wake()
-        for runner in runners:
-            runner.submit(commit)
+        hooks.submit(commit)
 
     poller = Poller(
         Syncer(git, volume, config.ref, config.ref_is_commit),
@@ -97,9 +77,8 @@ async def serve(config: Config, stop: asyncio.Event) -> int:
     if config.one_time:
         code = await poller.run(stop)
         if code == lifecycle.EXIT_OK and poller.status.published:
-            for runner in runners:
-                await runner.run_once(poller.status.published)
-        await _close(session)
+            await hooks.run_once(poller.status.published)
+        await hooks.close()
         return code
 
     http_runner = None
@@ -120,8 +99,7 @@ async def serve(config: Config, stop: asyncio.Event) -> int:
 
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, poller.trigger, "SIGHUP")
-    background = [asyncio.create_task(cleaner.run())]
-    background += [asyncio.create_task(runner.run()) for runner in runners]
+    background = [asyncio.create_task(cleaner.run()), *hooks.start()]
     try:
         code = await poller.run(stop)
     finally:
@@ -131,12 +109,6 @@ async def serve(config: Config, stop: asyncio.Event) -> int:
         await asyncio.gather(*background, return_exceptions=True)
         if http_runner is not None:
             await http_runner.cleanup()
-        await _close(session)
+        await hooks.close()
     log.info("stopped", extra=fields(exit_code=code))
     return code
-
-
-async def _close(session: aiohttp.ClientSession | None) -> None:
-    if session is not None:
-        with contextlib.suppress(Exception):
-            await session.close()

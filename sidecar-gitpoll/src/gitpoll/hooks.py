@@ -14,16 +14,12 @@ import os
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from patterns_common.logsetup import fields
 
-from .metrics import Metrics
+from .metrics import HOOK_RESULTS, Metrics
 from .processes import kill_process_group
 from .schedule import Backoff
-
-if TYPE_CHECKING:
-    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +41,8 @@ class LatestCommitRunner:
         self._backoff = backoff
         self._latest: str | None = None
         self._wake = asyncio.Event()
+        for result in HOOK_RESULTS:
+            metrics.hook_runs.labels(name, result)
 
     def submit(self, commit: str) -> None:
         self._latest = commit
@@ -122,29 +120,77 @@ def exec_action(command: str, checkout_of: Callable[[str], Path], timeout: float
     return run
 
 
-def notify_action(
-    url: str, session: Callable[[], aiohttp.ClientSession], timeout: float, ref: str | None
-) -> HookAction:
-    """POST to `url` with the commit in the Gitpoll-Commit header (and in
+class Notifier:
+    """POSTs to `url` with the commit in the Gitpoll-Commit header (and in
     git-sync's Gitsync-Hash, so receivers written for it work unchanged)."""
-    # Imported here, while the service is being wired, not at module load:
-    # only a --notify-url needs aiohttp's client (see app.py).
-    import aiohttp
 
-    async def run(commit: str) -> None:
+    def __init__(self, url: str, timeout: float, ref: str | None) -> None:
+        # Imported here, while the service is being wired, not at module
+        # load: only a --notify-url needs aiohttp's client (see app.py).
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self._url = url
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ref = ref
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, commit: str) -> None:
+        aiohttp = self._aiohttp
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         headers = {"Gitpoll-Commit": commit, "Gitsync-Hash": commit}
+        body = {"commit": commit, "ref": self._ref}
         try:
-            async with session().post(
-                url,
-                headers=headers,
-                json={"commit": commit, "ref": ref},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
+            async with self._session.post(self._url, headers=headers, json=body) as response:
                 if response.status >= 300:
                     raise HookFailed(f"the endpoint answered HTTP {response.status}")
         except TimeoutError:
-            raise HookFailed(f"no answer within {timeout:g}s (--notify-timeout)") from None
+            total = self._timeout.total
+            raise HookFailed(f"no answer within {total:g}s (--notify-timeout)") from None
         except aiohttp.ClientError as exc:
             raise HookFailed(f"request failed: {exc.__class__.__name__}: {exc}") from None
 
-    return run
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class Hooks:
+    """The hooks configured for this process, each with its runner."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        exec_command: str | None,
+        exec_timeout: float,
+        checkout_of: Callable[[str], Path],
+        notify_url: str | None,
+        notify_timeout: float,
+        ref: str | None,
+    ) -> None:
+        self._runners: list[LatestCommitRunner] = []
+        self._notifier: Notifier | None = None
+        if exec_command:
+            action = exec_action(exec_command, checkout_of, exec_timeout)
+            self._runners.append(LatestCommitRunner("exec", action, metrics))
+        if notify_url:
+            self._notifier = Notifier(notify_url, notify_timeout, ref)
+            self._runners.append(LatestCommitRunner("notify", self._notifier, metrics))
+
+    def submit(self, commit: str) -> None:
+        for runner in self._runners:
+            runner.submit(commit)
+
+    async def run_once(self, commit: str) -> None:
+        """Each hook once, without retries (for --one-time)."""
+        for runner in self._runners:
+            await runner.run_once(commit)
+
+    def start(self) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(runner.run()) for runner in self._runners]
+
+    async def close(self) -> None:
+        if self._notifier is not None:
+            await self._notifier.close()

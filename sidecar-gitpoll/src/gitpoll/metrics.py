@@ -21,7 +21,7 @@ _DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 
 
 class Metrics:
-    def __init__(self, hooks: tuple[str, ...] = ()) -> None:
+    def __init__(self) -> None:
         # `*_created` series double the output and no dashboard uses them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
@@ -86,8 +86,5 @@ class Metrics:
         for result in SYNC_RESULTS:
             self.syncs.labels(result)
             self.sync_duration.labels(result)
-        for hook in hooks:
-            for result in HOOK_RESULTS:
-                self.hook_runs.labels(hook, result)
         for result in ("accepted", "rejected"):
             self.webhook_requests.labels(result)
