@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from httpd_adapter.handler import scrape_timeout
 from support.bad_upstream import BadUpstream
 from support.exposition import exposed_families, value
 from support.httpd_adapter import Answer, Exporter, ExporterFactory, http_get
@@ -193,3 +194,21 @@ def test_the_failure_counter_is_there_from_the_start(
     assert (
         value(http_get(adapter.url + "/metrics").text, "apache_exporter_scrape_failures_total") == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("configured", "header", "used"),
+    [
+        (5.0, None, 5.0),
+        (5.0, "10", 5.0),  # Prometheus allows more than --timeout: --timeout stays
+        (30.0, "10", 9.5),  # less half a second for the answer's way back
+        (30.0, "1", 0.5),
+        (30.0, "0.6", 0.3),  # short: half of it
+        (30.0, "soon", 30.0),
+        (30.0, "-1", 30.0),
+        (30.0, "inf", 30.0),
+        (30.0, "nan", 30.0),
+    ],
+)
+def test_the_scrape_timeout_arithmetic(configured: float, header: str | None, used: float) -> None:
+    assert scrape_timeout(configured, header) == pytest.approx(used)
