@@ -18,6 +18,7 @@ from pg_ambassador.protocol import encode_startup_message, iter_messages, parse_
 from support.ambassador import Ambassador, AmbassadorFactory, run_async
 from support.postgres import PgServer, new_server, remove_server
 from support.processes import ProcessGroup
+from support.tcpproxy import TCPProxy
 from support.wait import wait_until
 
 from .conftest import FAST_HEALTH, server_address
@@ -187,3 +188,32 @@ def test_a_server_that_dies_mid_query_fails_only_its_own_sessions(
         wait_until(lambda: amb.server_states("doomed")[doomed.port][0] == "down", 10)
     finally:
         remove_server(doomed)
+
+
+def test_a_client_that_hangs_up_while_its_server_is_dialled_frees_its_slot(
+    ambassador: AmbassadorFactory, pg_b: PgServer
+) -> None:
+    proxy = TCPProxy(pg_b.port)
+    try:
+        amb = ambassador.start(
+            {
+                "routes": {"app_b": {"servers": [f"127.0.0.1:{proxy.port}"]}},
+                "health": {"interval": "60s"},
+                "limits": {"connect_timeout": "60s"},
+            }
+        )
+        amb.wait_route_up("app_b")
+        proxy.blackhole = True  # the dial will hang for the whole connect_timeout
+        with socket.create_connection(("127.0.0.1", amb.port), timeout=10) as sock:
+            sock.sendall(encode_startup_message({"user": "postgres", "database": "app_b"}))
+            wait_until(
+                lambda: amb.metric("pg_ambassador_client_connections_active", route="app_b") == 1
+            )
+        wait_until(
+            lambda: amb.metric("pg_ambassador_client_connections_active", route="app_b") == 0,
+            10,
+            message="the session to end with its client",
+        )
+        assert "Traceback" not in amb.output()
+    finally:
+        proxy.close()

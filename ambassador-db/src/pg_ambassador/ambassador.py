@@ -8,7 +8,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from patterns_common.cli import HostPort
@@ -73,20 +73,22 @@ class Ambassador:
 
     # -- admission -----------------------------------------------------------
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def admit(
         self,
         client: asyncio.Transport,
         client_address: str,
         startup: StartupMessage,
-        pending: bytes,
-    ) -> None:
+        take_pending: Callable[[], bytes],
+    ) -> Session | None:
         """Decide what to do with a client's StartupMessage; refusals are
-        sent at once, a session is opened in a task of its own."""
+        sent at once, a session is opened in a task of its own (and returned,
+        so that the client's hanging up before the relay starts can end it)."""
         database = startup.database
         refusal_fields = {"client": client_address, "database": database, "user": startup.user}
         if self.draining:
@@ -96,7 +98,7 @@ class Ambassador:
                 f'pg-ambassador is shutting down; connect again for database "{database}"',
                 **refusal_fields,
             )
-            return
+            return None
         route = self.settings.route_for(database)
         if route is None:
             self.refuse(
@@ -106,7 +108,7 @@ class Ambassador:
                 hint=f"Routes: {', '.join(sorted(self.settings.routes))}.",
                 **refusal_fields,
             )
-            return
+            return None
         limit = self.settings.limits.max_client_connections
         if len(self.sessions) >= limit:
             self.refuse(
@@ -116,13 +118,14 @@ class Ambassador:
                 f'cannot open database "{database}"',
                 **refusal_fields,
             )
-            return
-        session = Session(self, route, startup, client, client_address, pending)
+            return None
+        session = Session(self, route, startup, client, client_address, take_pending)
         self.sessions.add(session)
         self._idle.clear()
         self.metrics.opened.labels(route.name).inc()
         self.metrics.active.labels(route.name).inc()
-        self.spawn(self._open(session))
+        session.opening = self.spawn(self._open(session))
+        return session
 
     async def _open(self, session: Session) -> None:
         route = session.route

@@ -15,6 +15,7 @@ from patterns_common.logsetup import fields
 from .ambassador import Ambassador
 from .config import ListenAddress, TcpListen, UnixListen
 from .protocol import (
+    MAX_STARTUP_PACKET,
     CancelRequest,
     GSSENCRequest,
     ProtocolViolation,
@@ -22,6 +23,7 @@ from .protocol import (
     StartupMessage,
     split_startup_packet,
 )
+from .proxy import Session
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,10 @@ class ClientStartup(asyncio.Protocol):
     """Answers SSLRequest and GSSENCRequest with `N` (the app speaks plaintext
     to the ambassador next to it), then hands the StartupMessage or the
     CancelRequest to the Ambassador. A client that sends nothing whole within
-    the start-up timeout, or something malformed, gets an 08P01 error."""
+    the start-up timeout, or something malformed, gets an 08P01 error.
+
+    It keeps reading while the session dials (a paused socket would not
+    notice the client hanging up), until the session's relay takes over."""
 
     def __init__(self, ambassador: Ambassador, clients: set[ClientStartup]) -> None:
         self._ambassador = ambassador
@@ -43,6 +48,8 @@ class ClientStartup(asyncio.Protocol):
         self._encryption_requests = 0
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._session: Session | None = None
+        self._dispatched = False
         self.address = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,6 +61,12 @@ class ClientStartup(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        if self._dispatched:
+            # Held for the session's relay, which takes it over once the
+            # server answers; a client should send nothing meanwhile.
+            if len(self._buffer) > MAX_STARTUP_PACKET:
+                self._transport_or_fail().abort()
+            return
         try:
             while (found := split_startup_packet(self._buffer)) is not None:
                 packet, length = found
@@ -77,10 +90,14 @@ class ClientStartup(asyncio.Protocol):
         self._transport_or_fail().write(b"N")
 
     def _start(self, startup: StartupMessage) -> None:
-        transport = self._transport_or_fail()
-        transport.pause_reading()
+        self._session = self._ambassador.admit(
+            self._transport_or_fail(), self.address, startup, self.take_pending
+        )
+
+    def take_pending(self) -> bytes:
+        """What the client sent after its StartupMessage, for the relay."""
         pending, self._buffer = bytes(self._buffer), bytearray()
-        self._ambassador.admit(transport, self.address, startup, pending)
+        return pending
 
     def _transport_or_fail(self) -> asyncio.Transport:
         assert self._transport is not None
@@ -97,12 +114,17 @@ class ClientStartup(asyncio.Protocol):
 
     def _done(self) -> None:
         """The start-up phase is over (the connection may live on in a session)."""
+        self._dispatched = True
         if self._timer is not None:
             self._timer.cancel()
         self._clients.discard(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Until the session's relay takes this connection over, a client
+        that hangs up ends its session here (the server connection too)."""
         self._done()
+        if self._session is not None:
+            self._session.close("client closed")
 
     def abort(self) -> None:
         if self._transport is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from patterns_common.cli import HostPort, read_secret_file
@@ -103,14 +103,14 @@ class Session:
         startup: StartupMessage,
         client: asyncio.Transport,
         client_address: str,
-        client_pending: bytes,
+        take_client_pending: Callable[[], bytes],
     ) -> None:
         self._ambassador = ambassador
         self.route = route
         self.startup = startup
         self.client = client
         self.client_address = client_address
-        self._client_pending = client_pending
+        self._take_client_pending = take_client_pending
         self.server: HostPort | None = None
         self._server_transport: asyncio.Transport | None = None
         self._link: ServerLink | None = None
@@ -119,7 +119,12 @@ class Session:
         self.backend_key: tuple[int, bytes] | None = None
         self.opened = time.monotonic()
         self.closed = False
-        self.relaying = False
+        self.opening: asyncio.Task[None] | None = None
+        """The task that connects and logs in, cancelled if the client leaves first."""
+
+    def client_gone(self) -> bool:
+        """Closed meanwhile (the client hung up, or a drain ended it)."""
+        return self.closed
 
     @property
     def login_user(self) -> str:
@@ -146,6 +151,8 @@ class Session:
         loop = asyncio.get_running_loop()
         last_error = ""
         for server in servers:
+            if self.client_gone():
+                return False
             started = loop.time()
             try:
                 async with asyncio.timeout(connect_timeout):
@@ -166,11 +173,14 @@ class Session:
                 ambassador.metrics.connect_seconds.labels(str(server)).observe(
                     loop.time() - started
                 )
+                if self.client_gone():
+                    transport.abort()
+                    return False
                 self.server, self._server_transport, self._link = server, transport, link
                 return True
             last_error = str(error)
             ambassador.server_failed(route, server, error)
-        if self.closed:
+        if self.client_gone():
             return False
         ambassador.refuse(
             self.client,
@@ -321,9 +331,8 @@ class Session:
             assert server is not None
             self._client_relay = Relay(self, "client", server)
             self.client.set_protocol(self._client_relay)
-            if self._client_pending:
-                server.write(self._client_pending)
-            self.client.resume_reading()
+            if pending := self._take_client_pending():
+                server.write(pending)
         if data:
             self.client.write(bytes(data))
 
@@ -335,7 +344,6 @@ class Session:
             return
         self._server_relay = Relay(self, "server", self.client)
         server.set_protocol(self._server_relay)
-        self.relaying = True
 
     # -- closing -------------------------------------------------------------
 
@@ -347,4 +355,6 @@ class Session:
         for transport in (self.client, self._server_transport):
             if transport is not None:
                 transport.abort() if abort else transport.close()
+        if self.opening is not None and self.opening is not asyncio.current_task():
+            self.opening.cancel()
         self._ambassador.session_closed(self, reason, logged=count)
