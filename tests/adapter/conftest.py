@@ -1,6 +1,6 @@
-"""Fixtures for the httpd-adapter tests: recorded status pages, real Apache
-servers with mod_status, the adapter process, Prometheus, and upstreams that
-misbehave on purpose."""
+"""Fixtures for the httpd-adapter tests: the adapter and apache_exporter
+processes, real Apache servers with mod_status under each MPM, and an
+upstream that misbehaves on purpose."""
 
 from __future__ import annotations
 
@@ -14,13 +14,7 @@ from support.bad_upstream import BadUpstream
 from support.httpd_adapter import ExporterFactory, mod_status_server
 from support.processes import ProcessGroup
 
-DATA = Path(__file__).parent / "data"
-
-
-def status_body(name: str) -> str:
-    """A recorded or hand-made `?auto` page from tests/adapter/data, decoded
-    as the adapter decodes what Apache sends (ISO-8859-1)."""
-    return (DATA / name).read_bytes().decode("latin-1")
+from .pages import status_body
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from support.exposition import exposed_families, value
 from support.httpd_adapter import Answer, Exporter, ExporterFactory, http_get
 from support.net import free_port
 
-from .conftest import status_body
+from .pages import status_body
 
 TIMEOUT = 2.0
 # What a failed scrape may show: up, its duration, the failure counter, and

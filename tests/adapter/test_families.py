@@ -16,7 +16,7 @@ from httpd_adapter.families import ScrapeCollector, ScrapeOutcome
 from httpd_adapter.status import SCOREBOARD_STATES, NotStatusPage, StatusSnapshot, parse_status
 from support.exposition import exposed_families, samples, value
 
-from .conftest import DATA, status_body
+from .pages import DATA, status_body
 
 STATUS_PAGES = sorted(path.name for path in DATA.glob("status-*.txt"))
 # What promtool says about apache_exporter's own names, kept for compatibility.

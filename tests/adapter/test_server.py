@@ -12,7 +12,7 @@ from support.bad_upstream import BadUpstream
 from support.exposition import exposed_families, value
 from support.httpd_adapter import ExporterFactory
 
-from .conftest import status_body
+from .pages import status_body
 
 
 def test_metrics_shows_the_scrape_uris_status_and_its_own_process(

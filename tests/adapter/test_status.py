@@ -19,7 +19,7 @@ from httpd_adapter.status import (
     parse_status,
 )
 
-from .conftest import status_body
+from .pages import status_body
 
 
 def test_a_full_event_page_with_a_balancer() -> None:
