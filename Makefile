@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 PACKAGES := common sidecar-gitpoll ambassador-db adapter-metrics
-TYPED_SOURCES := $(wildcard common/src sidecar-gitpoll/src ambassador-db/src adapter-metrics/src tests bench)
+TYPED_SOURCES := $(wildcard common/src sidecar-gitpoll/src ambassador-db/src adapter-metrics/src tests bench \
+	k8s/ambassador/base/app)
 
 # package:command pairs; the package is installed when the command is missing.
 SIDECAR_SYSTEM_PACKAGES := git:git apache2:apache2 openssh-server:sshd openssh-client:ssh

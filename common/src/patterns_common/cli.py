@@ -120,6 +120,12 @@ class EnvArgumentParser(argparse.ArgumentParser):
             action.help = f"{action.help or ''} ({env_help}{shown})".strip()
         return action
 
+    def environment_variables(self) -> frozenset[str]:
+        """Every variable that can set an option: a manifest's `env` names
+        can be checked against it, since a misspelt variable is otherwise
+        silently ignored."""
+        return frozenset(name for twin in self._twins for name in twin.names)
+
     def parse_with_environment(
         self, argv: Sequence[str] | None, environ: Mapping[str, str]
     ) -> argparse.Namespace:

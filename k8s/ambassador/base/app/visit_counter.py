@@ -45,7 +45,9 @@ SELECT (SELECT id FROM recorded) AS visit,
        current_user AS db_user,
        coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false) AS tls
 """
-CREATE_SQL = "CREATE TABLE IF NOT EXISTS visits (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())"
+CREATE_SQL = (
+    "CREATE TABLE IF NOT EXISTS visits (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())"
+)
 
 
 @dataclass(frozen=True, slots=True)
