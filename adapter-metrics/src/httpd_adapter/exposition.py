@@ -67,6 +67,14 @@ def _header(name: str, documentation: str, kind: str) -> str:
     return f"# HELP {exposed} {_escape_help(documentation)}\n# TYPE {exposed} {_TEXT_TYPE[kind]}"
 
 
+@lru_cache(maxsize=4096)
+def _series(name: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """`name{label="value",...}`: most series recur at every scrape."""
+    if not labels:
+        return name
+    return name + "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels) + "}"
+
+
 def encode(families: Iterable[Metric]) -> bytes:
     collected = list(families)
     if not all(map(_simple, collected)):
@@ -75,10 +83,7 @@ def encode(families: Iterable[Metric]) -> bytes:
     for family in collected:
         lines.append(_header(family.name, family.documentation, family.type))
         for sample in family.samples:
-            if sample.labels:
-                labels = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sample.labels.items())
-                lines.append(f"{sample.name}{{{labels}}} {format_value(sample.value)}")
-            else:
-                lines.append(f"{sample.name} {format_value(sample.value)}")
+            series = _series(sample.name, tuple(sample.labels.items()))
+            lines.append(f"{series} {format_value(sample.value)}")
     lines.append("")
     return "\n".join(lines).encode()

@@ -63,8 +63,9 @@ def _sum(*values: float | None) -> float | None:
 
 def status_families(snap: StatusSnapshot) -> Iterator[Metric]:
     """The apache_* families one snapshot supports, in apache_exporter's order."""
-    if snap.version_number is not None:
-        yield _gauge("apache_version", "Apache server version", snap.version_number)
+    version = snap.version_number
+    if version is not None:
+        yield _gauge("apache_version", "Apache server version", version)
     if snap.server_version is not None or snap.server_mpm is not None:
         info = GaugeMetricFamily(
             "apache_info", "Apache version information", labels=["version", "mpm"]
