@@ -45,17 +45,15 @@ async def serve(config: Config, stop: asyncio.Event) -> int:
     health = HealthMonitor(config.settings.health)
     ambassador = Ambassador(config.settings, metrics, health)
     listeners = Listeners(ambassador)
-    listening = [False]
     admin: web.AppRunner | None = None
     background: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
     try:
         try:
             await listeners.open(config.listen)
-            listening[0] = True
             if config.admin_bind is not None:
                 admin = await start_server(
-                    build_admin_app(ambassador, listening), config.admin_bind
+                    build_admin_app(ambassador, listeners), config.admin_bind
                 )
         except OSError as exc:
             log.error("cannot start", extra=fields(error=exc.strerror or str(exc)))

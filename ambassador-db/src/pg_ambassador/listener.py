@@ -184,6 +184,10 @@ class Listeners:
         self._socket_files.append(path)
         return server
 
+    @property
+    def listening(self) -> bool:
+        return any(server.is_serving() for server in self._servers)
+
     def close(self) -> None:
         for server in self._servers:
             server.close()

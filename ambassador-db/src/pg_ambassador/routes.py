@@ -10,6 +10,7 @@ from aiohttp import web
 from patterns_common.ops_http import ProbeResult, build_ops_app
 
 from .ambassador import Ambassador
+from .listener import Listeners
 
 
 def routes_document(ambassador: Ambassador) -> dict[str, object]:
@@ -50,16 +51,16 @@ def routes_document(ambassador: Ambassador) -> dict[str, object]:
     return {"draining": ambassador.draining, "routes": routes}
 
 
-def build_admin_app(ambassador: Ambassador, listening: list[bool]) -> web.Application:
+def build_admin_app(ambassador: Ambassador, listeners: Listeners) -> web.Application:
     def liveness() -> ProbeResult:
         return ProbeResult(True)
 
     def readiness() -> ProbeResult:
-        ready = listening[0] and not ambassador.draining
+        ready = listeners.listening and not ambassador.draining
         return ProbeResult(
             ready,
             {
-                "listening": listening[0],
+                "listening": listeners.listening,
                 "draining": ambassador.draining,
                 "sessions": len(ambassador.sessions),
             },
