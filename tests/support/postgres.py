@@ -248,9 +248,13 @@ def new_server(
     """A server on a copy of `template` in a new directory under /tmp (removed
     by `remove_server`)."""
     base = owned_directory(f"pg-{name}-")
-    data = base / "data"
-    subprocess.run(["cp", "-a", str(template), str(data)], check=True)
-    return PgServer(processes, data, log_dir, name=name, **kwargs)  # type: ignore[arg-type]
+    try:
+        data = base / "data"
+        subprocess.run(["cp", "-a", str(template), str(data)], check=True)
+        return PgServer(processes, data, log_dir, name=name, **kwargs)  # type: ignore[arg-type]
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
 
 
 def new_replica(
@@ -259,26 +263,30 @@ def new_replica(
     """A streaming replica of `primary`, made with pg_basebackup -R."""
     base = owned_directory(f"pg-{name}-")
     data = base / "data"
-    run_as_server_user(
-        [
-            program("pg_basebackup"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(primary.port),
-            "-U",
-            SUPERUSER,
-            "-D",
-            str(data),
-            "-R",
-            "-X",
-            "stream",
-            "--no-sync",
-            "-c",
-            "fast",
-        ]
-    )
-    return PgServer(processes, data, log_dir, name=name, **kwargs)  # type: ignore[arg-type]
+    try:
+        run_as_server_user(
+            [
+                program("pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                SUPERUSER,
+                "-D",
+                str(data),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "-c",
+                "fast",
+            ]
+        )
+        return PgServer(processes, data, log_dir, name=name, **kwargs)  # type: ignore[arg-type]
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
 
 
 def promote(server: PgServer) -> None:
