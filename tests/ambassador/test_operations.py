@@ -13,8 +13,10 @@ import asyncpg
 import pytest
 import yaml
 
-from support.ambassador import AmbassadorFactory, http_get, psql, run_async
+from support.ambassador import AMBASSADOR, AmbassadorFactory, http_get, psql, run_async
+from support.net import free_port, port_open
 from support.postgres import PgServer
+from support.processes import ProcessGroup
 from support.wait import wait_until
 
 from .conftest import FAST_HEALTH, server_address
@@ -216,3 +218,17 @@ def test_a_bad_new_config_is_rejected_and_the_old_one_stays(
     assert "routes.app.targt: unknown key" in amb.output()
     assert amb.query("app", "SELECT current_database()") == "app_b"
     assert amb.process.running()
+
+
+def test_upstream_alone_needs_no_config_file(
+    processes: ProcessGroup, pg_b: PgServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    process = processes.start(
+        [*AMBASSADOR, "--listen", f"127.0.0.1:{port}"],
+        tmp_path / "upstream.log",
+        env={**os.environ, "PG_AMBASSADOR_UPSTREAM": server_address(pg_b)},
+    )
+    wait_until(lambda: port_open(port), 20, message=f"the listener\n{process.output()}")
+    result = psql(f"host=127.0.0.1 port={port} dbname=app_b user=postgres", "SELECT 1")
+    assert (result.returncode, result.stdout.strip()) == (0, "1"), result.stderr
