@@ -28,6 +28,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         processes.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
     summary = summarise(series, memory)
     print(table(summary))
     args.output.parent.mkdir(parents=True, exist_ok=True)
