@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 PACKAGES := common sidecar-gitpoll ambassador-db adapter-metrics
 TYPED_SOURCES := $(wildcard common/src sidecar-gitpoll/src ambassador-db/src adapter-metrics/src tests bench \
-	k8s/ambassador/base/app)
+	k8s/ambassador/base/app lab)
 
 # package:command pairs; the package is installed when the command is missing.
 SIDECAR_SYSTEM_PACKAGES := git:git apache2:apache2 openssh-server:sshd openssh-client:ssh
@@ -23,10 +23,15 @@ AMBASSADOR_SYSTEM_PACKAGES := postgresql:/usr/lib/postgresql/*/bin/postgres \
 AMBASSADOR_BENCH_PACKAGES := pgbouncer:pgbouncer haproxy:haproxy
 SYSTEM_PACKAGES := $(SIDECAR_SYSTEM_PACKAGES) $(AMBASSADOR_SYSTEM_PACKAGES)
 SYSTEM_PACKAGES += $(ADAPTER_SYSTEM_PACKAGES)
+# make demo and the workshop's tests: git, Apache, PostgreSQL, promtool.
+WORKSHOP_SYSTEM_PACKAGES := git:git apache2:apache2 prometheus:promtool \
+	postgresql:/usr/lib/postgresql/*/bin/postgres postgresql-client:psql
+SYSTEM_PACKAGES += $(WORKSHOP_SYSTEM_PACKAGES)
 
 .PHONY: help setup venv system-packages test test-sidecar test-ambassador lint format bench-sidecar \
 	bench-ambassador clean
 .PHONY: test-adapter bench-adapter
+.PHONY: test-workshop demo images kind-up kind-down
 
 help:
 	@echo "make test           run every test (sets up .venv and system packages first)"
@@ -39,6 +44,18 @@ help:
 	@echo "make bench-adapter  httpd-adapter vs apache_exporter: table on stdout, JSON in bench/results/"
 	@echo "make bench-ambassador  pg-ambassador vs direct, PgBouncer, HAProxy (pgbench)"
 	@echo "make clean          remove .venv and caches"
+	@echo
+	@echo "The workshop (docs/README.md):"
+	@echo "make demo           all three patterns as local processes, no cluster needed (Ctrl-C stops)"
+	@echo "make test-workshop  manifests, images and make targets checked without a cluster"
+	@echo "make images         build the three images (CONTAINER_ENGINE=docker|podman), tagged $(VERSION)"
+	@echo "make kind-up        create a kind cluster ($(KIND_CLUSTER)), build and load the images"
+	@echo "make deploy-P       deploy pattern P (see below); GIT_REPO=URL for the git ones,"
+	@echo "                    AMBASSADOR_ENV=dev|prod for the ambassador"
+	@echo "make verify-P       check in the cluster what the guide says you should see (PASS/FAIL)"
+	@echo "make undeploy-P     remove pattern P"
+	@echo "make kind-down      delete the kind cluster"
+	@echo "  P is one of: $(WORKSHOP_PATTERNS)"
 
 $(VENV)/.installed: requirements-dev.txt $(wildcard */pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +86,10 @@ test-ambassador: venv
 	@scripts/ensure-system-packages $(AMBASSADOR_SYSTEM_PACKAGES)
 	$(BIN)/pytest $(PYTEST_ARGS) tests/ambassador
 
+test-workshop: venv
+	@scripts/ensure-system-packages $(WORKSHOP_SYSTEM_PACKAGES)
+	$(BIN)/pytest $(PYTEST_ARGS) tests/workshop
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -92,3 +113,70 @@ bench-ambassador: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# ---- The workshop: local demo, images, a kind cluster, the patterns -------
+# The project version: every image is tagged with it (never :latest).
+VERSION := 0.1.0
+# docker when the machine has it, else podman; CONTAINER_ENGINE=podman forces it.
+CONTAINER_ENGINE ?= $(shell if command -v docker >/dev/null 2>&1; then echo docker; \
+	elif command -v podman >/dev/null 2>&1; then echo podman; else echo docker; fi)
+BASE_IMAGE ?= python:3.12-slim
+# Fully qualified, so podman does not file them under localhost/.
+IMAGE_REPOSITORY ?= docker.io/sidecar-patterns
+# image name:folder of its Dockerfile (built from the repository root)
+IMAGES := gitpoll:sidecar-gitpoll httpd-adapter:adapter-metrics pg-ambassador:ambassador-db
+IMAGE_REFS := $(foreach image,$(IMAGES),$(IMAGE_REPOSITORY)/$(firstword $(subst :, ,$(image))):$(VERSION))
+KIND ?= kind
+KUBECTL ?= kubectl
+KIND_CLUSTER ?= sidecar-patterns
+# kind v0.29's Kubernetes 1.33 (native sidecars are GA there).
+KIND_NODE_IMAGE ?= kindest/node:v1.33.1
+WORKSHOP_PATTERNS := init-container sidecar sidecar-classic adapter ambassador prometheus
+GIT_REPO ?=
+AMBASSADOR_ENV ?= dev
+export KIND KUBECTL CONTAINER_ENGINE
+ifneq (,$(findstring podman,$(CONTAINER_ENGINE)))
+export KIND_EXPERIMENTAL_PROVIDER := podman
+endif
+
+demo: venv
+	@scripts/ensure-system-packages $(WORKSHOP_SYSTEM_PACKAGES)
+	@PYTHONPATH=tests $(BIN)/python -m lab.demo
+
+images:
+	@$(PYTHON) -m lab.preflight engine --target $@
+	$(foreach image,$(IMAGES),$(CONTAINER_ENGINE) build \
+		--file $(lastword $(subst :, ,$(image)))/Dockerfile \
+		--build-arg BASE_IMAGE=$(BASE_IMAGE) \
+		--tag $(IMAGE_REPOSITORY)/$(firstword $(subst :, ,$(image))):$(VERSION) . &&) true
+
+kind-up:
+	@$(PYTHON) -m lab.preflight kind engine --target $@
+	@if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
+		echo "kind cluster $(KIND_CLUSTER) already exists"; \
+	else \
+		$(KIND) create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) --wait 120s; \
+	fi
+	@$(MAKE) --no-print-directory images
+	@archive=$$(mktemp --suffix=.tar) && \
+		$(CONTAINER_ENGINE) save --output $$archive $(IMAGE_REFS) && \
+		$(KIND) load image-archive --name $(KIND_CLUSTER) $$archive; \
+		status=$$?; rm -f $$archive; exit $$status
+	@echo "kind cluster $(KIND_CLUSTER) is ready with the images; next: make deploy-sidecar"
+
+kind-down:
+	@$(PYTHON) -m lab.preflight kind --target $@
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+DEPLOY_OPTIONS = --ambassador-env $(AMBASSADOR_ENV) $(if $(GIT_REPO),--git-repo '$(GIT_REPO)')
+
+$(addprefix deploy-,$(WORKSHOP_PATTERNS)): deploy-%:
+	@$(PYTHON) -m lab.cluster deploy $* $(DEPLOY_OPTIONS)
+
+$(addprefix verify-,$(WORKSHOP_PATTERNS)): verify-%:
+	@$(PYTHON) -m lab.cluster verify $*
+
+$(addprefix undeploy-,$(WORKSHOP_PATTERNS)): undeploy-%:
+	@$(PYTHON) -m lab.cluster undeploy $* --ambassador-env $(AMBASSADOR_ENV)
+
+.PHONY: $(foreach action,deploy verify undeploy,$(addprefix $(action)-,$(WORKSHOP_PATTERNS)))
