@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,6 +92,11 @@ def load_file(path: Path) -> list[Doc]:
 
 @functools.cache
 def _render_text(directory: str) -> str:
+    if shutil.which("kubectl") is None:
+        raise AssertionError(
+            "kubectl (with its built-in kustomize) renders the manifests: install it, "
+            "see https://kubernetes.io/docs/tasks/tools/"
+        )
     result = subprocess.run(
         ["kubectl", "kustomize", str(K8S / directory)],
         capture_output=True,
