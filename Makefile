@@ -23,9 +23,10 @@ AMBASSADOR_SYSTEM_PACKAGES := postgresql:/usr/lib/postgresql/*/bin/postgres \
 AMBASSADOR_BENCH_PACKAGES := pgbouncer:pgbouncer haproxy:haproxy
 SYSTEM_PACKAGES := $(SIDECAR_SYSTEM_PACKAGES) $(AMBASSADOR_SYSTEM_PACKAGES)
 SYSTEM_PACKAGES += $(ADAPTER_SYSTEM_PACKAGES)
-# make demo and the workshop's tests: git, Apache, PostgreSQL, promtool.
-WORKSHOP_SYSTEM_PACKAGES := git:git apache2:apache2 prometheus:promtool \
+# make demo: git, Apache, PostgreSQL; the workshop's tests also run promtool.
+DEMO_SYSTEM_PACKAGES := git:git apache2:apache2 \
 	postgresql:/usr/lib/postgresql/*/bin/postgres postgresql-client:psql
+WORKSHOP_SYSTEM_PACKAGES := $(DEMO_SYSTEM_PACKAGES) prometheus:promtool
 SYSTEM_PACKAGES += $(WORKSHOP_SYSTEM_PACKAGES)
 
 .PHONY: help setup venv system-packages test test-sidecar test-ambassador lint format bench-sidecar \
@@ -140,7 +141,7 @@ export KIND_EXPERIMENTAL_PROVIDER := podman
 endif
 
 demo: venv
-	@scripts/ensure-system-packages $(WORKSHOP_SYSTEM_PACKAGES)
+	@scripts/ensure-system-packages $(DEMO_SYSTEM_PACKAGES)
 	@PYTHONPATH=tests $(BIN)/python -m lab.demo
 
 images:
