@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from lab.verify import metric_value
 from support.ambassador import psql
 from support.gitpoll import http_get
 from support.processes import Process, ProcessGroup
@@ -85,6 +86,8 @@ def test_the_demo_does_what_it_says(processes: ProcessGroup, tmp_path: Path) -> 
     )
     _, metrics = http_get(state["gitpoll"] + "/metrics")
     assert re.search(r'^gitpoll_webhook_requests_total\{result="accepted"\} 1\.0$', metrics, re.M)
+    # What make verify-sidecar reads from gitpoll's metrics: two publishes.
+    assert metric_value(metrics, "gitpoll_syncs_total", 'result="success"') == 2
 
     # Adapter: Apache's status page as Prometheus metrics.
     _, adapter_metrics = http_get(state["adapter_metrics"])

@@ -10,6 +10,7 @@ cannot read fails here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from lab.verify import metric_value
 from support.apache import APACHE, MODULES_DIR, run_user, shared_directory
 from support.httpd_adapter import http_get
 from support.net import free_port, port_open
 from support.processes import ProcessGroup
 from support.wait import wait_until
 
-from .manifests import containers, render
+from .manifests import K8S, containers, render
 
 IMAGE_SERVER_ROOT = "/usr/local/apache2"
 PATTERNS = ["init-container", "sidecar", "sidecar/classic", "adapter"]
@@ -175,6 +177,19 @@ def test_the_adapter_pod_reports_apache_up(processes: ProcessGroup, shared: Path
     metrics = http_get(f"http://127.0.0.1:{metrics_port}/metrics").text
     assert re.search(r"^apache_up 1$", metrics, re.M), metrics[:2000]
     assert re.search(r"^apache_accesses_total \d+", metrics, re.M)
+    # What make verify-adapter reads from the same output.
+    assert metric_value(metrics, "apache_up") == 1
+    # Every series the workshop's Grafana dashboard plots is in this output.
+    for name in dashboard_metrics():
+        assert re.search(rf"^{name}[{{ ]", metrics, re.M), name
+
+
+def dashboard_metrics() -> set[str]:
+    dashboard = json.loads((K8S / "prometheus" / "grafana" / "httpd-adapter.json").read_text())
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = {name for e in expressions for name in re.findall(r"\b(apache_\w+)\{", e)}
+    assert len(names) >= 8
+    return names
 
 
 @pytest.mark.parametrize("pattern", ["init-container", "sidecar", "sidecar/classic"])
