@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 FETCHED_REF = "refs/gitpoll/fetched"
 PUBLISHED_REF = "refs/gitpoll/published"
 NEARLY_FULL_BYTES = 1024 * 1024
-# Writing files in parallel halves the time a large tree takes on a real disk
-# (git only does it from 100 files on); CPUs we may run on, at most 4.
-CHECKOUT_WORKERS = min(4, len(os.sched_getaffinity(0)))
 
 # Reads the password file at every request, so a rotated Secret is used at
 # once; line ends are dropped (a secret file's trailing newline, CRLF
@@ -286,15 +283,7 @@ class Git:
         try:
             await self.run(
                 "checkout",
-                [
-                    "-c",
-                    f"checkout.workers={CHECKOUT_WORKERS}",
-                    f"--work-tree={destination}",
-                    "read-tree",
-                    "--reset",
-                    "-u",
-                    commit,
-                ],
+                [f"--work-tree={destination}", "read-tree", "--reset", "-u", commit],
                 env={"GIT_INDEX_FILE": str(index)},
             )
         finally:
