@@ -125,6 +125,8 @@ def _failure(error: BaseException) -> tuple[str, str]:
     """(SQLSTATE or kind, message) of an expected failure, for the page and the log."""
     if isinstance(error, asyncpg.PostgresError):
         return str(error.sqlstate), str(error)
+    if isinstance(error, asyncpg.InterfaceError):
+        return "connection", str(error)
     if isinstance(error, TimeoutError):
         return "timeout", "no answer in time"
     return "unreachable", str(error) or type(error).__name__
@@ -135,7 +137,7 @@ def build_app(config: Config) -> web.Application:
         want_json = request.path == "/json"
         try:
             result = await record_visit(config)
-        except (asyncpg.PostgresError, OSError, TimeoutError) as error:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
             code, message = _failure(error)
             log.warning("visit failed", extra=fields(code=code, error=message))
             if want_json:
