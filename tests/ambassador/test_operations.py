@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 import yaml
 
-from support.ambassador import AMBASSADOR, AmbassadorFactory, http_get, psql, run_async
+from support.ambassador import AMBASSADOR, AmbassadorFactory, psql, run_async
+from support.http import http_get
 from support.net import free_port, port_open
 from support.postgres import PgServer
 from support.processes import ProcessGroup

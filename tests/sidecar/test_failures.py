@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from support.gitdaemon import GitDaemon
-from support.gitpoll import Gitpoll, GitpollFactory, http_get
+from support.gitpoll import Gitpoll, GitpollFactory
 from support.gitrepo import Upstream
+from support.http import http_get
 from support.processes import ProcessGroup
 from support.tcpproxy import TCPProxy
 from support.wait import wait_until

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from support.gitdaemon import GitDaemon
-from support.gitpoll import GitpollFactory, http_get
+from support.gitpoll import GitpollFactory
 from support.gitrepo import Upstream, git
+from support.http import http_get
 from support.tcpproxy import TCPProxy
 from support.wait import wait_until
 

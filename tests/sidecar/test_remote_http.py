@@ -10,8 +10,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from support.git_http import GitHttpServer
-from support.gitpoll import GITPOLL, Gitpoll, GitpollFactory, http_get
+from support.gitpoll import GITPOLL, Gitpoll, GitpollFactory
 from support.gitrepo import Upstream
+from support.http import http_get
 from support.net import free_port, port_open
 from support.processes import ProcessGroup
 from support.wait import wait_until

@@ -13,8 +13,9 @@ import pytest
 
 from gitpoll.webhook import sign
 from support.gitdaemon import GitDaemon
-from support.gitpoll import Gitpoll, GitpollFactory, http_post
+from support.gitpoll import Gitpoll, GitpollFactory
 from support.gitrepo import Upstream, git
+from support.http import http_post
 from support.tcpproxy import TCPProxy
 from support.wait import wait_until
 

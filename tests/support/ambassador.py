@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,20 +16,13 @@ import asyncpg
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from .http import http_get
 from .net import free_port, port_open
 from .postgres import program
 from .processes import Process, ProcessGroup
 from .wait import wait_until
 
 AMBASSADOR = [sys.executable, "-m", "pg_ambassador"]
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 def client_environment() -> dict[str, str]:

@@ -5,37 +5,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from .http import http_get
 from .net import free_port, port_open
 from .processes import Process, ProcessGroup
 from .wait import wait_until
 
 GITPOLL = [sys.executable, "-m", "gitpoll"]
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def http_post(
-    url: str, body: bytes, headers: dict[str, str] | None = None, timeout: float = 5.0
-) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 def published_commit(root: Path, link: str = "current") -> str | None:

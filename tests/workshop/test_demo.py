@@ -17,7 +17,7 @@ import asyncpg
 
 from lab.verify import metric_value
 from support.ambassador import psql
-from support.gitpoll import http_get
+from support.http import http_get
 from support.processes import Process, ProcessGroup
 from support.wait import wait_until
 

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from support.gitpoll import http_get
+from support.http import http_get
 from support.net import free_port, port_open
 from support.processes import Process, ProcessGroup
 from support.wait import wait_until
