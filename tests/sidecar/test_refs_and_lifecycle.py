@@ -250,3 +250,17 @@ def test_json_logs_are_one_object_per_line(
     assert len(published) == 1
     assert published[0]["commit"] == upstream.head()
     assert published[0]["result"] == "success" and published[0]["duration"] > 0
+
+
+def test_one_time_stopped_before_it_publishes_exits_non_zero(
+    gitpoll: GitpollFactory, root: Path, git_daemon: GitDaemon, proxy: MakeProxy
+) -> None:
+    silent = proxy(git_daemon.port, blackhole=True)
+    run = gitpoll.start(
+        git_daemon.url_for("upstream.git", silent.port), root, "--one-time", http=False
+    )
+    wait_until(lambda: silent.connections >= 1, 10, message="gitpoll to reach the server")
+    run.process.signal(signal.SIGTERM)
+    assert run.process.wait(timeout=10) == 1
+    assert "stopped before the one-time sync finished" in run.output()
+    assert run.published() is None

@@ -88,6 +88,10 @@ class Poller:
             self._wake.clear()
             succeeded = await _unless_stopped(self._sync_once(), stop)
             if succeeded is None:
+                if schedule.one_time:
+                    # An init container stopped half-way has published nothing.
+                    log.error("stopped before the one-time sync finished")
+                    return EXIT_FAILURE
                 return EXIT_OK
             if schedule.one_time:
                 return EXIT_OK if succeeded else EXIT_FAILURE
