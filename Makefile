@@ -28,11 +28,15 @@ DEMO_SYSTEM_PACKAGES := git:git apache2:apache2 \
 	postgresql:/usr/lib/postgresql/*/bin/postgres postgresql-client:psql
 WORKSHOP_SYSTEM_PACKAGES := $(DEMO_SYSTEM_PACKAGES) prometheus:promtool
 SYSTEM_PACKAGES += $(WORKSHOP_SYSTEM_PACKAGES)
+# make test-containers: rootful podman (runc), debootstrap for the stand-in
+# base images, git for the repository the sidecar pod syncs from.
+CONTAINERS_SYSTEM_PACKAGES := podman:podman runc:runc debootstrap:debootstrap git:git
 
 .PHONY: help setup venv system-packages test test-sidecar test-ambassador lint format bench-sidecar \
 	bench-ambassador clean
 .PHONY: test-adapter bench-adapter
 .PHONY: test-workshop demo images kind-up kind-down
+.PHONY: test-containers
 
 help:
 	@echo "make test           run every test (sets up .venv and system packages first)"
@@ -49,6 +53,7 @@ help:
 	@echo "The workshop (docs/README.md):"
 	@echo "make demo           all three patterns as local processes, no cluster needed (Ctrl-C stops)"
 	@echo "make test-workshop  manifests, images and make targets checked without a cluster"
+	@echo "make test-containers  build the images, play the pods under podman, check them (root)"
 	@echo "make images         build the three images (CONTAINER_ENGINE=docker|podman), tagged $(VERSION)"
 	@echo "make kind-up        create a kind cluster ($(KIND_CLUSTER)), build and load the images"
 	@echo "make deploy-P       deploy pattern P (see below); GIT_REPO=URL for the git ones,"
@@ -90,6 +95,11 @@ test-ambassador: venv
 test-workshop: venv
 	@scripts/ensure-system-packages $(WORKSHOP_SYSTEM_PACKAGES)
 	$(BIN)/pytest $(PYTEST_ARGS) tests/workshop
+
+# Not part of `make test`: it needs root and podman, and takes minutes.
+test-containers: venv
+	@scripts/ensure-system-packages $(CONTAINERS_SYSTEM_PACKAGES)
+	$(BIN)/python -m lab.containers
 
 lint: venv
 	$(BIN)/ruff check .
