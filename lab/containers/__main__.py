@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .engine import Podman, PodmanError
+from .images import build, makefile_images, project_version
 from .standins import PYTHON, STAND_INS, StandInError, default_cache_dir, prepare
 
 EXIT_OK = 0
@@ -76,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         hello = podman.output("run", "--rm", PYTHON.ref(), "python", "-c", "print('hello')")
         print(f"a container of the Python stand-in says {hello.strip()!r}")
+        version = project_version()
+        for image in makefile_images():
+            built = build(podman, image, version, PYTHON.ref(), state)
+            size = f"{built.size_mb:.0f} MB"
+            print(f"built {built.ref} ({built.image_id}, {size}) in {built.seconds:.0f}s")
     except (PodmanError, StandInError) as error:
         print(f"test-containers: {error}", file=sys.stderr)
         return EXIT_FAILED
