@@ -1,0 +1,134 @@
+"""What every pattern's run shares: podman, the pods played so far, the
+images (ours built, the others stood in for), the state directory."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..verify import CheckFailed
+from .engine import Podman
+from .images import Built
+from .manifests import Adapted, Doc, adapt, containers, pod_spec, workloads
+from .pods import Pod, Pods, http_get, probe_once
+from .report import Report
+from .standins import Prepared
+
+
+@dataclass
+class Session:
+    podman: Podman
+    pods: Pods
+    state: Path
+    built: dict[str, Built]
+    """By the name the manifests use (sidecar-patterns/gitpoll:0.1.0)."""
+    stand_ins: dict[str, Prepared]
+    """By the official image's name (httpd:2.4.65)."""
+    base_image: str
+    """The BASE_IMAGE the Dockerfiles were built on."""
+
+    @property
+    def images(self) -> dict[str, str]:
+        refs = {name: built.ref for name, built in self.built.items()}
+        refs.update({name: p.stand_in.ref() for name, p in self.stand_ins.items()})
+        return refs
+
+    def ref(self, manifest_image: str) -> str:
+        return self.images[manifest_image]
+
+    def adapt(self, docs: list[Doc], git_repo: str | None = None) -> Adapted:
+        return adapt(docs, self.images, self.state / "secret-volumes", git_repo)
+
+    def report_images(self, report: Report, docs: list[Doc]) -> None:
+        """One `built` line per image the pods of `docs` run."""
+        names = dict.fromkeys(c["image"] for w in workloads(docs) for c in containers(pod_spec(w)))
+        for name in names:
+            if name in self.built:
+                b = self.built[name]
+                report.build(
+                    f"{b.ref} from {b.image.folder}/Dockerfile, BASE_IMAGE={self.base_image} "
+                    f"({b.size_mb:.0f} MB, {b.seconds:.0f}s, log {b.log.name})"
+                )
+            elif name in self.stand_ins:
+                p = self.stand_ins[name]
+                how = "cached" if p.cached else "debootstrapped"
+                report.build(
+                    f"{name}: stand-in {p.stand_in.ref()}, Debian {' '.join(p.stand_in.packages)} "
+                    f"({how}, {p.seconds:.0f}s)"
+                )
+
+
+def metric_sum(text: str, name: str, labels: str = "") -> float:
+    """The sum of every series of `name` whose labels contain `labels`."""
+    total = 0.0
+    found = False
+    pattern = re.compile(rf"^{re.escape(name)}(?:{{([^}}]*)}})? ([0-9.eE+-]+|NaN)$", re.M)
+    for match in pattern.finditer(text):
+        if labels in (match[1] or ""):
+            total += float(match[2])
+            found = True
+    if not found:
+        raise CheckFailed(f"no {name}{{{labels}}} in the metrics")
+    return total
+
+
+def get_text(url: str, timeout: float = 5.0) -> str:
+    status, body = http_get(url, timeout)
+    if status != 200:
+        raise CheckFailed(f"GET {url}: {status}")
+    return body.decode(errors="replace")
+
+
+def check_probes(session: Session, workload: Doc, pod: Pod, ip: str) -> str:
+    """Every probe the manifest gives the pod's containers passes once."""
+    passed = []
+    for container in containers(pod_spec(workload)):
+        if container.get("restartPolicy") != "Always" and container in pod_spec(workload).get(
+            "initContainers", []
+        ):
+            continue
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if kind not in container:
+                continue
+            ok, seen = probe_once(
+                session.podman, ip, pod.container(container["name"]), container, container[kind]
+            )
+            if not ok:
+                raise CheckFailed(f"{container['name']} {kind}: {seen}")
+            passed.append(f"{container['name']} {kind.removesuffix('Probe')}")
+    if not passed:
+        raise CheckFailed("the manifest gives these containers no probe")
+    return ", ".join(passed)
+
+
+@dataclass
+class PageWatcher:
+    """Requests a page over and over from a pod, recording every answer, from
+    before the server starts until stopped."""
+
+    url: str
+    interval: float = 0.05
+    answers: list[tuple[float, str, bytes]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = http_get(self.url, timeout=2.0)
+                self.answers.append((time.time(), str(status), body))
+            except OSError:
+                self.answers.append((time.time(), "refused", b""))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
