@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import sidecar
+from . import adapter, sidecar
 from .engine import Podman, PodmanError
 from .images import build, makefile_images, project_version
 from .manifests import ManifestError
@@ -27,6 +27,7 @@ EXIT_REFUSED = 2
 REQUIRED_PROGRAMS = ("podman", "runc", "debootstrap", "git", "kubectl", "tar", "chroot")
 PATTERNS: dict[str, Callable[[Session], Report]] = {
     "sidecar": sidecar.run,
+    "adapter": adapter.run,
 }
 
 
