@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import adapter, sidecar
+from . import adapter, ambassador, sidecar
 from .engine import Podman, PodmanError
 from .images import build, makefile_images, project_version
 from .manifests import ManifestError
@@ -26,8 +26,11 @@ EXIT_FAILED = 1
 EXIT_REFUSED = 2
 REQUIRED_PROGRAMS = ("podman", "runc", "debootstrap", "git", "kubectl", "tar", "chroot")
 PATTERNS: dict[str, Callable[[Session], Report]] = {
-    "sidecar": sidecar.run,
+    "init-container": sidecar.run_init_container,
+    "sidecar": sidecar.run_native,
+    "sidecar-classic": sidecar.run_classic,
     "adapter": adapter.run,
+    "ambassador": ambassador.run,
 }
 
 

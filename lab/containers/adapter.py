@@ -8,7 +8,7 @@ from . import security
 from .manifests import container, find, kustomize
 from .pods import http_get, resolve_port, wait_for
 from .report import Report
-from .session import Session, check_probes, get_text
+from .session import Session, check_probes, check_scrape_annotations, get_text, stops_cleanly
 
 DIRECTORY = "adapter"
 WORKLOAD = "adapter"
@@ -79,10 +79,18 @@ def run(session: Session) -> Report:
 
     report.check("httpd's status page answers only the pod itself", status_page_private)
     report.check(
+        "the prometheus.io annotations point at the adapter's metrics",
+        lambda: check_scrape_annotations(workload, ip),
+    )
+    report.check(
         "every probe of the manifest passes", lambda: check_probes(session, workload, pod, ip)
     )
     report.check(
         "every container runs as the manifest's non-root user, read-only root",
         lambda: security.check_pod(session.podman, workload, pod),
+    )
+    report.check(
+        "the pod stops cleanly: every container exits 0 on its stop signal",
+        lambda: stops_cleanly(session.podman, workload, pod),
     )
     return report

@@ -28,6 +28,7 @@ from ..patterns import DEFAULT_GIT_REPO, K8S
 Doc = dict[str, Any]
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Pod")
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+INIT_CONTAINER_TYPE = "io.podman.annotations.init.container.type"
 
 
 class ManifestError(Exception):
@@ -88,6 +89,17 @@ def is_native_sidecar(container: Doc) -> bool:
     return container.get("restartPolicy") == "Always"
 
 
+@dataclass(frozen=True, slots=True)
+class HostDirectory:
+    """A directory as the kubelet makes one for a volume: owner root, group
+    the pod's fsGroup (if any), and its files."""
+
+    mode: int
+    group: int | None
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    """name -> (content, mode)"""
+
+
 @dataclass
 class Adapted:
     """The docs `podman kube play` gets, and what the check must do around them."""
@@ -96,8 +108,8 @@ class Adapted:
     notes: list[str] = field(default_factory=list)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     """Secrets the pods read through secretKeyRef: name -> key -> value (base64)."""
-    secret_dirs: dict[Path, dict[str, tuple[bytes, int, int | None]]] = field(default_factory=dict)
-    """Directories standing in for secret volumes: path -> file -> (data, mode, group)."""
+    directories: dict[Path, HostDirectory] = field(default_factory=dict)
+    """Directories standing in for emptyDir and secret volumes, made before playing."""
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -239,6 +251,21 @@ def native_sidecars_first(adapted: Adapted) -> None:
         )
 
 
+def keep_init_containers(adapted: Adapted) -> None:
+    """podman 4.3 deletes an init container once it has run (its "once" type):
+    of the "always" type, it stays, so the check can see how it ended."""
+    for workload in workloads(adapted.docs):
+        if pod_spec(workload).get("initContainers"):
+            # podman 4.3 reads it from the workload's own metadata (a
+            # Deployment's, not its pod template's).
+            annotations = workload["metadata"].setdefault("annotations", {})
+            annotations[INIT_CONTAINER_TYPE] = "always"
+            adapted.note(
+                "init containers kept once they have run (podman's annotation "
+                f"{INIT_CONTAINER_TYPE}: always), for the check to look at"
+            )
+
+
 def strip_probes(adapted: Adapted) -> None:
     """podman 4.3 turns probes into healthchecks that run curl in the container
     (these images have none) on systemd timers: the check runs them itself."""
@@ -277,11 +304,11 @@ def fs_group_as_supplemental_group(adapted: Adapted) -> None:
             adapted.note("fsGroup added to every container's groups, as the kubelet does")
 
 
-def secrets_outside_the_yaml(adapted: Adapted, secret_root: Path) -> None:
+def secrets_outside_the_yaml(adapted: Adapted, volume_root: Path) -> None:
     """podman 4.3 plays no Secret: those referenced by secretKeyRef become
     podman secrets (made by the check), and a secret volume, which crashes
     podman 4.3, becomes a directory holding the files the kubelet would write
-    (mode defaultMode, with fsGroup: group fsGroup, group-readable)."""
+    (mode defaultMode; with an fsGroup, group fsGroup and group-readable)."""
     secrets = {doc["metadata"]["name"]: doc for doc in adapted.docs if doc["kind"] == "Secret"}
     adapted.docs = [doc for doc in adapted.docs if doc["kind"] != "Secret"]
     for name, doc in secrets.items():
@@ -302,11 +329,12 @@ def secrets_outside_the_yaml(adapted: Adapted, secret_root: Path) -> None:
             mode = int(source.get("defaultMode", 0o644))
             if fs_group is not None:
                 mode |= 0o440
-            directory = secret_root / f"{workload['metadata']['name']}-{volume['name']}"
-            adapted.secret_dirs[directory] = {
-                key: (base64.b64decode(value), mode, fs_group)
-                for key, value in adapted.secrets[name].items()
-            }
+            directory = volume_root / f"{workload['metadata']['name']}-{volume['name']}"
+            adapted.directories[directory] = HostDirectory(
+                0o755 if fs_group is None else 0o2750,
+                fs_group,
+                {k: (base64.b64decode(v), mode) for k, v in adapted.secrets[name].items()},
+            )
             volume["hostPath"] = {"path": str(directory), "type": "Directory"}
             adapted.note(
                 "secret volume as the kubelet writes it (defaultMode, group fsGroup); "
@@ -314,24 +342,28 @@ def secrets_outside_the_yaml(adapted: Adapted, secret_root: Path) -> None:
             )
 
 
-def pod_own_empty_dirs(adapted: Adapted) -> None:
-    """podman 4.3 keeps an emptyDir as a volume named after the pod's volume
-    (`www`, `run`), which every pod naming a volume alike would share, and
-    which outlives the pod: each pod gets names of its own."""
+def empty_dirs_as_the_kubelet_makes_them(adapted: Adapted, volume_root: Path) -> None:
+    """An emptyDir is a fresh directory of the pod, mode 0777 (group fsGroup
+    and setgid with one). podman 4.3 makes it a named volume (shared by
+    every pod naming a volume alike, kept after the pod), owned as it finds
+    the mount point, on the host when the path crosses a symlink such as
+    /var/run: the check makes the directories itself."""
     for workload in workloads(adapted.docs):
         spec = pod_spec(workload)
-        renamed = {}
+        fs_group = spec.get("securityContext", {}).get("fsGroup")
         for volume in spec.get("volumes", []):
-            if "emptyDir" in volume:
-                renamed[volume["name"]] = f"{workload['metadata']['name']}-{volume['name']}"
-                volume["name"] = renamed[volume["name"]]
-        for container in containers(spec):
-            for mount in container.get("volumeMounts", []):
-                mount["name"] = renamed.get(mount["name"], mount["name"])
-        if renamed:
+            if "emptyDir" not in volume:
+                continue
+            if volume.pop("emptyDir").get("medium"):
+                raise ManifestError(f"emptyDir {volume['name']}: a medium this check cannot make")
+            directory = volume_root / f"{workload['metadata']['name']}-{volume['name']}"
+            adapted.directories[directory] = HostDirectory(
+                0o777 if fs_group is None else 0o2777, fs_group
+            )
+            volume["hostPath"] = {"path": str(directory), "type": "Directory"}
             adapted.note(
-                "emptyDir volumes named after their pod: podman 4.3 would share one "
-                "among the pods giving a volume the same name"
+                "emptyDirs as the kubelet makes them (a fresh directory per pod, mode 0777, "
+                "group fsGroup): podman 4.3 shares one among pods and takes a host path's owner"
             )
 
 
@@ -360,7 +392,7 @@ def add_host_aliases(adapted: Adapted, addresses: Mapping[str, str], workload: s
 def adapt(
     docs: list[Doc],
     images: Mapping[str, str],
-    secret_root: Path,
+    volume_root: Path,
     git_repo: str | None = None,
 ) -> Adapted:
     """The render, for podman 4.3 (the input is left as it is)."""
@@ -371,25 +403,24 @@ def adapt(
     statefulsets_to_pods(adapted)
     expand_dependent_variables(adapted)
     native_sidecars_first(adapted)
+    keep_init_containers(adapted)
     strip_probes(adapted)
     unpublished_ports(adapted)
     fs_group_as_supplemental_group(adapted)
-    secrets_outside_the_yaml(adapted, secret_root)
-    pod_own_empty_dirs(adapted)
+    secrets_outside_the_yaml(adapted, volume_root)
+    empty_dirs_as_the_kubelet_makes_them(adapted, volume_root)
     drop_services(adapted)
     return adapted
 
 
-def write_secret_dirs(adapted: Adapted) -> None:
-    """The directories standing in for secret volumes (run as root)."""
-    for directory, files in adapted.secret_dirs.items():
+def make_directories(adapted: Adapted) -> None:
+    """The directories standing in for volumes (this runs as root)."""
+    for directory, spec in adapted.directories.items():
         directory.mkdir(parents=True, exist_ok=True)
-        groups = {group for _, _, group in files.values() if group is not None}
-        group = groups.pop() if groups else 0
-        os.chown(directory, 0, group)
-        directory.chmod(0o750 if group else 0o755)
-        for key, (data, mode, file_group) in files.items():
-            path = directory / key
-            path.write_bytes(data)
-            os.chown(path, 0, file_group or 0)
+        os.chown(directory, 0, spec.group or 0)
+        directory.chmod(spec.mode)
+        for name, (content, mode) in spec.files.items():
+            path = directory / name
+            path.write_bytes(content)
+            os.chown(path, 0, spec.group or 0)
             path.chmod(mode)

@@ -188,12 +188,23 @@ def container_state(podman: Podman, container: str) -> dict[str, Any]:
     return state
 
 
+def exited(podman: Podman, container: str) -> str:
+    """How a container ended: its exit code and last lines of output."""
+    state = container_state(podman, container)
+    logs = podman.run("logs", "--tail=8", container, check=False)
+    lines = (logs.stdout + logs.stderr).strip()
+    return f"exit code {state.get('ExitCode')}, its output ends with:\n{lines}"
+
+
+def timestamp(stamp: str) -> float:
+    """A time podman reports (RFC 3339, nanoseconds) as a Unix time."""
+    stamp = re.sub(r"(\.\d{6})\d+", r"\1", str(stamp).replace("Z", "+00:00"))
+    return datetime.fromisoformat(stamp).timestamp()
+
+
 def started_at(podman: Podman, container: str) -> float:
     """When the container last started, as a Unix time."""
-    stamp = str(container_state(podman, container)["StartedAt"])
-    # RFC 3339 with nanoseconds ("...T17:20:01.123456789Z"): down to microseconds.
-    stamp = re.sub(r"(\.\d{6})\d+", r"\1", stamp.replace("Z", "+00:00"))
-    return datetime.fromisoformat(stamp).timestamp()
+    return timestamp(container_state(podman, container)["StartedAt"])
 
 
 def resolve_port(container: Doc, port: int | str) -> int:
@@ -249,6 +260,8 @@ def wait_for_startup_probe(
         passed, seen = probe_once(podman, ip, podman_name, container, probe)
         if passed:
             return attempt, time.monotonic() - began, seen
+        if not container_state(podman, podman_name).get("Running"):
+            raise CheckFailed(f"{container['name']} exited; {exited(podman, podman_name)}")
         time.sleep(max(0.0, period - (time.monotonic() - tried)))
     raise CheckFailed(
         f"the startup probe of {container['name']} failed {threshold} times (last: {seen})"

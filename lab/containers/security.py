@@ -88,13 +88,42 @@ def check_container(podman: Podman, workload: Doc, container: Doc, podman_name: 
     return f"{name} {uid}:{gid}{' ro' if read_only else ''}"
 
 
+def check_finished(podman: Podman, workload: Doc, container: Doc, podman_name: str) -> str:
+    """An init container that has run: how podman ran it, from its configuration."""
+    info = podman.json("container", "inspect", podman_name)[0]
+    user = str(info["Config"].get("User") or "0")
+    uid_text, _, gid_text = user.partition(":")
+    want_uid, want_gid = expected_identity(
+        workload, container, _image_user(podman, str(info["ImageName"]))
+    )
+    problems = []
+    if not uid_text.isdigit() or int(uid_text) == 0:
+        problems.append(f"ran as {user!r}")
+    elif want_uid is not None and int(uid_text) != want_uid:
+        problems.append(f"ran as uid {uid_text}, the manifest says {want_uid}")
+    if want_gid is not None and gid_text and int(gid_text) != want_gid:
+        problems.append(f"ran as gid {gid_text}, the manifest says {want_gid}")
+    context = container.get("securityContext", {})
+    if context.get("readOnlyRootFilesystem") and not info["HostConfig"].get("ReadonlyRootfs"):
+        problems.append("/ was writable, the manifest says read-only")
+    if problems:
+        raise CheckFailed(f"{container['name']}: " + "; ".join(problems))
+    read_only = " ro" if info["HostConfig"].get("ReadonlyRootfs") else ""
+    return f"{container['name']} {user}{read_only} (init, ran)"
+
+
 def check_pod(podman: Podman, workload: Doc, pod: Pod) -> str:
-    """Every long-running container of the workload's pod (init containers
-    that ran to completion have no process left to look at)."""
+    """Every container of the workload's pod: the running ones from the
+    kernel, init containers that ran to completion from podman's record."""
+    spec = pod_spec(workload)
     seen = []
-    for container in containers(pod_spec(workload)):
-        is_init = container in pod_spec(workload).get("initContainers", [])
-        if is_init and container.get("restartPolicy") != "Always":
-            continue
-        seen.append(check_container(podman, workload, container, pod.container(container["name"])))
+    for container in containers(spec):
+        name = pod.container(container["name"])
+        finished_init = container in spec.get("initContainers", []) and (
+            container.get("restartPolicy") != "Always"
+        )
+        if finished_init:
+            seen.append(check_finished(podman, workload, container, name))
+        else:
+            seen.append(check_container(podman, workload, container, name))
     return ", ".join(seen)

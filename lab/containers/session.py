@@ -11,9 +11,10 @@ from pathlib import Path
 
 from ..verify import CheckFailed
 from .engine import Podman
+from .gitserver import GitServer
 from .images import Built
-from .manifests import Adapted, Doc, adapt, containers, pod_spec, workloads
-from .pods import Pod, Pods, http_get, probe_once
+from .manifests import Adapted, Doc, adapt, containers, make_directories, pod_spec, workloads
+from .pods import Pod, Pods, container_state, exited, http_get, probe_once
 from .report import Report
 from .standins import Prepared
 
@@ -29,6 +30,9 @@ class Session:
     """By the official image's name (httpd:2.4.65)."""
     base_image: str
     """The BASE_IMAGE the Dockerfiles were built on."""
+    adaptations: int = 0
+    git_server: GitServer | None = None
+    """The git daemon pod, once a pattern needed it."""
 
     @property
     def images(self) -> dict[str, str]:
@@ -40,7 +44,12 @@ class Session:
         return self.images[manifest_image]
 
     def adapt(self, docs: list[Doc], git_repo: str | None = None) -> Adapted:
-        return adapt(docs, self.images, self.state / "secret-volumes", git_repo)
+        """The docs for podman, with the directories standing in for their
+        volumes made (new ones at each call: a new pod's emptyDirs are empty)."""
+        self.adaptations += 1
+        adapted = adapt(docs, self.images, self.state / f"volumes-{self.adaptations}", git_repo)
+        make_directories(adapted)
+        return adapted
 
     def report_images(self, report: Report, docs: list[Doc]) -> None:
         """One `built` line per image the pods of `docs` run."""
@@ -132,3 +141,39 @@ class PageWatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def check_scrape_annotations(workload: Doc, ip: str) -> str:
+    """The pod's prometheus.io/* annotations lead a scraper to metrics."""
+    annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+    if annotations.get("prometheus.io/scrape") != "true":
+        raise CheckFailed('the pod is not annotated prometheus.io/scrape: "true"')
+    port = annotations.get("prometheus.io/port")
+    path = annotations.get("prometheus.io/path", "/metrics")
+    text = get_text(f"http://{ip}:{port}{path}")
+    families = len(re.findall(r"^# TYPE ", text, re.MULTILINE))
+    if not families:
+        raise CheckFailed(f":{port}{path} answers, but no Prometheus metrics")
+    return f":{port}{path}: {families} metric families"
+
+
+def stops_cleanly(podman: Podman, workload: Doc, pod: Pod) -> str:
+    """Stop the pod as a deletion does (each container's stop signal, then
+    SIGKILL after the grace period): every long-running container exits 0."""
+    grace = int(pod_spec(workload).get("terminationGracePeriodSeconds", 30))
+    began = time.monotonic()
+    podman.run("pod", "stop", f"--time={grace}", pod.name, timeout=grace + 60)
+    took = time.monotonic() - began
+    codes = []
+    for container in containers(pod_spec(workload)):
+        spec = pod_spec(workload)
+        if container in spec.get("initContainers", []) and container.get("restartPolicy") != (
+            "Always"
+        ):
+            continue
+        name = pod.container(container["name"])
+        code = container_state(podman, name).get("ExitCode")
+        if code != 0:
+            raise CheckFailed(f"{container['name']}: {exited(podman, name)}")
+        codes.append(f"{container['name']} 0")
+    return f"stopped in {took:.1f}s: " + ", ".join(codes)
