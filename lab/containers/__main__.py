@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import FrameType
 
 from . import adapter, ambassador, sidecar
 from .engine import Podman, PodmanError
@@ -19,11 +23,19 @@ from .manifests import ManifestError
 from .pods import Pods
 from .report import EXPECTED_FAILURES, Report
 from .session import Session
-from .standins import PYTHON, STAND_INS, StandInError, default_cache_dir, prepare
+from .standins import (
+    PYTHON,
+    STAND_INS,
+    StandInError,
+    default_cache_dir,
+    ensure_archives,
+    import_stand_in,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
+STATE_PREFIX = "sidecar-patterns-containers-"
 REQUIRED_PROGRAMS = ("podman", "runc", "debootstrap", "git", "kubectl", "tar", "chroot")
 PATTERNS: dict[str, Callable[[Session], Report]] = {
     "init-container": sidecar.run_init_container,
@@ -64,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave the pods running and the state directory in place, to look around",
     )
+    parser.add_argument(
+        "--remove",
+        metavar="STATE",
+        type=Path,
+        help="only remove what a run kept (--keep) or left when interrupted: its pods, "
+        "volumes, secrets and network by name, then its state directory",
+    )
     return parser
 
 
@@ -86,18 +105,30 @@ def mounts_under(directory: Path) -> list[str]:
     return found
 
 
-def prepare_images(podman: Podman, state: Path, cache: Path) -> Session:
+def prepare_images(podman: Podman, pods: Pods, state: Path, cache: Path) -> Session:
+    """The stand-ins imported and our images built: the builds start as soon
+    as the Python stand-in is in, side by side with each other and with the
+    other imports (they mostly wait on downloads and unpacking)."""
     print("\n== images", flush=True)
     began = time.monotonic()
-    prepared = prepare(podman, STAND_INS, state, cache)
+    archives = ensure_archives(STAND_INS, state, cache)
+    prepared = [import_stand_in(podman, PYTHON, *archives[PYTHON.name])]
+    others = [s for s in STAND_INS if s is not PYTHON]
+    version = project_version()
+    images = makefile_images()
+    with ThreadPoolExecutor(max_workers=len(others) + len(images)) as pool:
+        imports = [pool.submit(import_stand_in, podman, s, *archives[s.name]) for s in others]
+        builds = [
+            pool.submit(build, podman, image, version, PYTHON.ref(), state) for image in images
+        ]
+        prepared += [future.result() for future in imports]
+        results = [future.result() for future in builds]
     for p in prepared:
         how = "from the cache" if p.cached else "debootstrapped, now cached"
         print(f"stand-in  {p.stand_in.replaces}: {p.stand_in.ref()} ({how}; {p.seconds:.0f}s)")
     print(f"          cache: {cache}")
     built = {}
-    version = project_version()
-    for image in makefile_images():
-        result = build(podman, image, version, PYTHON.ref(), state)
+    for image, result in zip(images, results, strict=True):
         built[image.manifest_name(version)] = result
         print(
             f"built     {result.ref} from {image.folder}/Dockerfile "
@@ -107,7 +138,7 @@ def prepare_images(podman: Podman, state: Path, cache: Path) -> Session:
     print(f"          images ready in {time.monotonic() - began:.0f}s", flush=True)
     return Session(
         podman=podman,
-        pods=Pods(podman, state),
+        pods=pods,
         state=state,
         built=built,
         stand_ins={p.stand_in.replaces: p for p in prepared},
@@ -131,28 +162,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (reason := refusal()) is not None:
         print(f"test-containers: cannot run: {reason}", file=sys.stderr)
         return EXIT_REFUSED
+    if args.remove is not None:
+        return remove(args.remove, args.storage_driver)
+    # SIGTERM (a CI timeout) ends the run as Ctrl-C does: through the clean-up.
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    state = Path(tempfile.mkdtemp(prefix="sidecar-patterns-containers-", dir="/var/tmp"))
+    state = Path(tempfile.mkdtemp(prefix=STATE_PREFIX, dir="/var/tmp"))
     state.chmod(0o755)
     podman = Podman(state, storage_driver=args.storage_driver)
     cache = (args.cache_dir or default_cache_dir()) / "stand-ins"
     reports: list[Report] = []
-    session: Session | None = None
+    pods = Pods(podman, state)
     try:
         print(f"make test-containers: podman {podman.version()}, state in {state}", flush=True)
-        session = prepare_images(podman, state, cache)
-        session.pods.create_network()
+        session = prepare_images(podman, pods, state, cache)
+        pods.create_network()
         for name in args.pattern or list(PATTERNS):
             reports.append(run_pattern(name, session))
     except (PodmanError, StandInError, ManifestError) as error:
         print(f"test-containers: {error}", file=sys.stderr)
         reports.append(Report("images", "Dockerfiles"))
         reports[-1].record("the images could be made", False, str(error))
+    except KeyboardInterrupt:
+        reports.append(Report("interrupted", "-"))
+        reports[-1].record("the run could finish", False, "interrupted")
     finally:
         if args.keep:
-            print(f"\nleft running (--keep); to look: {podman.shell_env()}; podman pod ps")
+            print(
+                f"\nleft running (--keep); to look: {podman.shell_env()}; podman pod ps\n"
+                f"to remove: {sys.executable} -m lab.containers --remove {state}"
+            )
         else:
-            clean_up(session, podman, state)
+            clean_up(pods, state)
     print("\n== summary")
     for report in reports:
         print(report.summary())
@@ -160,12 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK if reports and all(r.passed for r in reports) else EXIT_FAILED
 
 
-def clean_up(session: Session | None, podman: Podman, state: Path) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def clean_up(pods: Pods, state: Path) -> None:
     """Remove exactly what the run made: its pods, volumes, secrets and
     network by name, then its state directory (storage included)."""
-    pods = session.pods if session is not None else Pods(podman, state)
-    problems = pods.remove_all()
-    for problem in problems:
+    for problem in pods.remove_all():
         print(f"clean-up: {problem}", file=sys.stderr)
     # The overlay driver keeps its directory mounted on itself (private)
     # after its last container is gone; that mount is the storage's own.
@@ -177,6 +220,19 @@ def clean_up(session: Session | None, podman: Podman, state: Path) -> None:
         print(f"clean-up: {state} kept, still mounted: {', '.join(left)}", file=sys.stderr)
     else:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def remove(state: Path, storage_driver: str) -> int:
+    """--remove STATE: what a kept or interrupted run made, and its directory."""
+    state = state.resolve()
+    if not state.name.startswith(STATE_PREFIX) or not (state / "containers.conf").is_file():
+        print(f"test-containers: {state} is not a state directory of this check", file=sys.stderr)
+        return EXIT_REFUSED
+    # The driver it was made with: podman refuses to open it with another.
+    driver = re.search(r'^driver = "(\w+)"', (state / "storage.conf").read_text(), re.M)
+    podman = Podman(state, storage_driver=driver[1] if driver else storage_driver)
+    clean_up(Pods.recorded(podman, state), state)
+    return EXIT_FAILED if state.exists() else EXIT_OK
 
 
 if __name__ == "__main__":

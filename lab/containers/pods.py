@@ -68,17 +68,37 @@ class Pod:
 
 @dataclass
 class Pods:
+    """What the run made, by name, written to <state>/created.json as it
+    goes (so `--remove STATE` can remove a kept or interrupted run's)."""
+
     podman: Podman
     state: Path
-    played: list[Path] = field(default_factory=list)
+    played: list[str] = field(default_factory=list)
     pods: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     network: str | None = None
 
+    @property
+    def record(self) -> Path:
+        return self.state / "created.json"
+
+    def _save(self) -> None:
+        fields = ("played", "pods", "volumes", "secrets", "network")
+        self.record.write_text(json.dumps({name: getattr(self, name) for name in fields}))
+
+    @classmethod
+    def recorded(cls, podman: Podman, state: Path) -> Pods:
+        pods = cls(podman, state)
+        if pods.record.is_file():
+            for name, value in json.loads(pods.record.read_text()).items():
+                setattr(pods, name, value)
+        return pods
+
     def create_network(self) -> None:
-        self.podman.run("network", "create", NETWORK)
         self.network = NETWORK
+        self._save()
+        self.podman.run("network", "create", NETWORK)
 
     def create_secret(self, name: str, data: dict[str, str]) -> None:
         """A podman secret in the form podman 4.3's secretKeyRef reads: a JSON
@@ -86,9 +106,12 @@ class Pods:
         path = self.state / f"secret-{name}.json"
         path.write_text(json.dumps(data))
         path.chmod(0o600)
-        self.podman.run("secret", "create", name, str(path))
         self.secrets.append(name)
-        path.unlink()
+        self._save()
+        try:
+            self.podman.run("secret", "create", name, str(path))
+        finally:
+            path.unlink()
 
     def _volumes(self) -> set[str]:
         return set(self.podman.output("volume", "ls", "--quiet").split())
@@ -98,25 +121,25 @@ class Pods:
         kept for `podman kube down`). Returns the pods it made."""
         path = self.state / f"{name}.yaml"
         path.write_text(dump(docs))
-        if path not in self.played:
-            self.played.append(path)
+        if str(path) not in self.played:
+            self.played.append(str(path))
+        self.pods.extend(n for n in pod_names(docs) if n not in self.pods)
+        self._save()
         before = self._volumes()
-        output = self.podman.output(
-            "kube",
-            "play",
-            "--replace",
-            f"--network={self.network}",
-            f"--start={'true' if start else 'false'}",
-            str(path),
-            timeout=KUBE_TIMEOUT,
-        )
-        self.volumes.extend(sorted(self._volumes() - before - set(self.volumes)))
-        pod_ids = _section(output, "Pod")
-        pods = [self.inspect(pod_id) for pod_id in pod_ids]
-        for pod in pods:
-            if pod.name not in self.pods:
-                self.pods.append(pod.name)
-        return pods
+        try:
+            output = self.podman.output(
+                "kube",
+                "play",
+                "--replace",
+                f"--network={self.network}",
+                f"--start={'true' if start else 'false'}",
+                str(path),
+                timeout=KUBE_TIMEOUT,
+            )
+        finally:
+            self.volumes.extend(sorted(self._volumes() - before - set(self.volumes)))
+            self._save()
+        return [self.inspect(pod_id) for pod_id in _section(output, "Pod")]
 
     def inspect(self, pod: str) -> Pod:
         info = self.podman.json("pod", "inspect", pod)
@@ -149,8 +172,10 @@ class Pods:
             except PodmanError as error:
                 problems.append(str(error).splitlines()[0])
 
+        # What `kube down` leaves (a file played only in part) goes by name next.
         for path in reversed(self.played):
-            attempt("kube", "down", str(path))
+            if Path(path).is_file():
+                self.podman.run("kube", "down", path, check=False, timeout=KUBE_TIMEOUT)
         remaining = [p for p in self.pods if self.podman.exists("pod", p)]
         if remaining:
             attempt("pod", "rm", "--force", "--time=5", *remaining)
@@ -159,9 +184,22 @@ class Pods:
             attempt("volume", "rm", "--force", *volumes)
         if self.secrets:
             attempt("secret", "rm", *self.secrets)
-        if self.network is not None:
+        if self.network is not None and self.podman.exists("network", self.network):
             attempt("network", "rm", self.network)
         return problems
+
+
+def pod_names(docs: list[Doc]) -> list[str]:
+    """The pods `podman kube play` (4.3) makes of `docs`: a Pod by its name,
+    a Deployment's as <name>-pod-<n>."""
+    names = []
+    for doc in docs:
+        if doc["kind"] == "Pod":
+            names.append(str(doc["metadata"]["name"]))
+        elif doc["kind"] == "Deployment":
+            replicas = int(doc["spec"].get("replicas", 1))
+            names += [f"{doc['metadata']['name']}-pod-{n}" for n in range(replicas)]
+    return names
 
 
 def _section(output: str, title: str) -> list[str]:

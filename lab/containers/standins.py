@@ -397,34 +397,28 @@ class Prepared:
     """Time to make the archive (0 when cached) and import it."""
 
 
-def import_archive(podman: Podman, stand_in: StandIn, archive: Path) -> None:
-    changes = [arg for change in stand_in.config for arg in ("--change", change)]
-    podman.run("import", *changes, str(archive), stand_in.ref(), timeout=600)
-
-
-def prepare(
-    podman: Podman, stand_ins: tuple[StandIn, ...], work: Path, cache: Path
-) -> list[Prepared]:
-    """Every stand-in in podman's storage, debootstrapped (concurrently) only
-    when its archive is not in the cache."""
+def ensure_archives(
+    stand_ins: tuple[StandIn, ...], work: Path, cache: Path
+) -> dict[str, tuple[Path, float | None]]:
+    """Every stand-in's archive, debootstrapped (side by side) only when the
+    cache has none for its recipe: name -> (archive, seconds it took to make,
+    None when it came from the cache)."""
     cache.mkdir(parents=True, exist_ok=True)
     mirrors = host_mirrors()
-    started = time.monotonic()
     missing = [s for s in stand_ins if not (cache / s.archive_name()).is_file()]
+    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=len(missing) or 1) as pool:
-        made = dict(
-            zip(
-                [s.name for s in missing],
-                pool.map(lambda s: make_root_archive(s, work, cache, mirrors), missing),
-                strict=True,
-            )
-        )
-    made_in = time.monotonic() - started
-    prepared = []
-    for stand_in in stand_ins:
-        began = time.monotonic()
-        archive = cache / stand_in.archive_name()
-        import_archive(podman, stand_in, archive)
-        took = time.monotonic() - began + (made_in if stand_in.name in made else 0.0)
-        prepared.append(Prepared(stand_in, archive, stand_in.name not in made, took))
-    return prepared
+        list(pool.map(lambda s: make_root_archive(s, work, cache, mirrors), missing))
+    took = time.monotonic() - started
+    return {s.name: (cache / s.archive_name(), took if s in missing else None) for s in stand_ins}
+
+
+def import_stand_in(
+    podman: Podman, stand_in: StandIn, archive: Path, made_in: float | None
+) -> Prepared:
+    """The archive as an image of podman's storage, with its configuration."""
+    began = time.monotonic()
+    changes = [arg for change in stand_in.config for arg in ("--change", change)]
+    podman.run("import", *changes, str(archive), stand_in.ref(), timeout=600)
+    took = time.monotonic() - began + (made_in or 0.0)
+    return Prepared(stand_in, archive, made_in is None, took)
