@@ -26,10 +26,13 @@ from .session import Session
 from .standins import (
     PYTHON,
     STAND_INS,
+    BaseImage,
+    StandIn,
     StandInError,
     default_cache_dir,
     ensure_archives,
     import_stand_in,
+    pull_official,
 )
 
 EXIT_OK = 0
@@ -64,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the stand-in base images are cached (default: $SIDECAR_PATTERNS_CACHE, "
         "else /var/cache/sidecar-patterns as root, else ~/.cache/sidecar-patterns)",
+    )
+    parser.add_argument(
+        "--base-images",
+        choices=("stand-ins", "official"),
+        default="stand-ins",
+        help="stand-ins: python, httpd and postgres made from Debian packages (no registry "
+        "needed; the default); official: pull python:3.12-slim, httpd:2.4.65 and "
+        "postgres:17.7 from Docker Hub",
     )
     parser.add_argument(
         "--storage-driver",
@@ -105,28 +116,37 @@ def mounts_under(directory: Path) -> list[str]:
     return found
 
 
-def prepare_images(podman: Podman, pods: Pods, state: Path, cache: Path) -> Session:
-    """The stand-ins imported and our images built: the builds start as soon
-    as the Python stand-in is in, side by side with each other and with the
-    other imports (they mostly wait on downloads and unpacking)."""
+def prepare_images(podman: Podman, pods: Pods, state: Path, cache: Path, official: bool) -> Session:
+    """The base images in and our images built. The builds start as soon as
+    the Python base is in, side by side with each other and with the other
+    imports (they mostly wait on downloads and unpacking)."""
     print("\n== images", flush=True)
     began = time.monotonic()
-    archives = ensure_archives(STAND_INS, state, cache)
-    prepared = [import_stand_in(podman, PYTHON, *archives[PYTHON.name])]
+    if official:
+
+        def fetch(stand_in: StandIn) -> BaseImage:
+            return pull_official(podman, stand_in)
+
+    else:
+        archives = ensure_archives(STAND_INS, state, cache)
+
+        def fetch(stand_in: StandIn) -> BaseImage:
+            return import_stand_in(podman, stand_in, *archives[stand_in.name])
+
+    bases = [fetch(PYTHON)]
     others = [s for s in STAND_INS if s is not PYTHON]
     version = project_version()
     images = makefile_images()
+    base_image = bases[0].ref
     with ThreadPoolExecutor(max_workers=len(others) + len(images)) as pool:
-        imports = [pool.submit(import_stand_in, podman, s, *archives[s.name]) for s in others]
-        builds = [
-            pool.submit(build, podman, image, version, PYTHON.ref(), state) for image in images
-        ]
-        prepared += [future.result() for future in imports]
+        more = [pool.submit(fetch, stand_in) for stand_in in others]
+        builds = [pool.submit(build, podman, image, version, base_image, state) for image in images]
+        bases += [future.result() for future in more]
         results = [future.result() for future in builds]
-    for p in prepared:
-        how = "from the cache" if p.cached else "debootstrapped, now cached"
-        print(f"stand-in  {p.stand_in.replaces}: {p.stand_in.ref()} ({how}; {p.seconds:.0f}s)")
-    print(f"          cache: {cache}")
+    for base in bases:
+        print(f"base      {base.name}: {base.ref}, {base.origin}")
+    if not official:
+        print(f"          stand-ins cached in {cache}")
     built = {}
     for image, result in zip(images, results, strict=True):
         built[image.manifest_name(version)] = result
@@ -141,8 +161,8 @@ def prepare_images(podman: Podman, pods: Pods, state: Path, cache: Path) -> Sess
         pods=pods,
         state=state,
         built=built,
-        stand_ins={p.stand_in.replaces: p for p in prepared},
-        base_image=PYTHON.ref(),
+        bases={base.name: base for base in bases},
+        base_image=base_image,
     )
 
 
@@ -175,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pods = Pods(podman, state)
     try:
         print(f"make test-containers: podman {podman.version()}, state in {state}", flush=True)
-        session = prepare_images(podman, pods, state, cache)
+        session = prepare_images(
+            podman, pods, state, cache, official=args.base_images == "official"
+        )
         pods.create_network()
         for name in args.pattern or list(PATTERNS):
             reports.append(run_pattern(name, session))

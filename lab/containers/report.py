@@ -86,4 +86,4 @@ class Report:
     def summary(self) -> str:
         good = sum(o.passed for o in self.outcomes)
         verdict = "PASS" if self.passed else "FAIL"
-        return f"{verdict}  {self.pattern:<11} {good}/{len(self.outcomes)} checks passed"
+        return f"{verdict}  {self.pattern:<15} {good}/{len(self.outcomes)} checks passed"

@@ -16,7 +16,7 @@ from .images import Built
 from .manifests import Adapted, Doc, adapt, containers, make_directories, pod_spec, workloads
 from .pods import Pod, Pods, container_state, exited, http_get, probe_once
 from .report import Report
-from .standins import Prepared
+from .standins import BaseImage
 
 
 @dataclass
@@ -26,8 +26,8 @@ class Session:
     state: Path
     built: dict[str, Built]
     """By the name the manifests use (sidecar-patterns/gitpoll:0.1.0)."""
-    stand_ins: dict[str, Prepared]
-    """By the official image's name (httpd:2.4.65)."""
+    bases: dict[str, BaseImage]
+    """Third-party images, stood in for or pulled, by name (httpd:2.4.65)."""
     base_image: str
     """The BASE_IMAGE the Dockerfiles were built on."""
     adaptations: int = 0
@@ -37,7 +37,7 @@ class Session:
     @property
     def images(self) -> dict[str, str]:
         refs = {name: built.ref for name, built in self.built.items()}
-        refs.update({name: p.stand_in.ref() for name, p in self.stand_ins.items()})
+        refs.update({name: base.ref for name, base in self.bases.items()})
         return refs
 
     def ref(self, manifest_image: str) -> str:
@@ -61,13 +61,8 @@ class Session:
                     f"{b.ref} from {b.image.folder}/Dockerfile, BASE_IMAGE={self.base_image} "
                     f"({b.size_mb:.0f} MB, {b.seconds:.0f}s, log {b.log.name})"
                 )
-            elif name in self.stand_ins:
-                p = self.stand_ins[name]
-                how = "cached" if p.cached else "debootstrapped"
-                report.build(
-                    f"{name}: stand-in {p.stand_in.ref()}, Debian {' '.join(p.stand_in.packages)} "
-                    f"({how}, {p.seconds:.0f}s)"
-                )
+            elif name in self.bases:
+                report.build(f"{name}: {self.bases[name].ref}, {self.bases[name].origin}")
 
 
 def metric_sum(text: str, name: str, labels: str = "") -> float:

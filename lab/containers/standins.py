@@ -388,13 +388,14 @@ def make_root_archive(stand_in: StandIn, work: Path, cache: Path, mirrors: Mirro
 
 
 @dataclass(frozen=True, slots=True)
-class Prepared:
-    stand_in: StandIn
-    archive: Path
-    cached: bool
-    """True when the archive was already in the cache."""
-    seconds: float
-    """Time to make the archive (0 when cached) and import it."""
+class BaseImage:
+    """A third-party image in podman's storage: a stand-in, or the official one."""
+
+    name: str
+    """As the Dockerfiles and manifests name it (python:3.12-slim)."""
+    ref: str
+    origin: str
+    """Where it came from, for the report."""
 
 
 def ensure_archives(
@@ -415,10 +416,23 @@ def ensure_archives(
 
 def import_stand_in(
     podman: Podman, stand_in: StandIn, archive: Path, made_in: float | None
-) -> Prepared:
+) -> BaseImage:
     """The archive as an image of podman's storage, with its configuration."""
     began = time.monotonic()
     changes = [arg for change in stand_in.config for arg in ("--change", change)]
     podman.run("import", *changes, str(archive), stand_in.ref(), timeout=600)
     took = time.monotonic() - began + (made_in or 0.0)
-    return Prepared(stand_in, archive, made_in is None, took)
+    how = "from the cache" if made_in is None else "debootstrapped, now cached"
+    return BaseImage(
+        stand_in.replaces,
+        stand_in.ref(),
+        f"stand-in: Debian {SUITE} minbase + {' '.join(stand_in.packages)} ({how}; {took:.0f}s)",
+    )
+
+
+def pull_official(podman: Podman, stand_in: StandIn) -> BaseImage:
+    """--base-images=official: the image itself, from its registry."""
+    began = time.monotonic()
+    ref = f"docker.io/library/{stand_in.replaces}"
+    podman.run("pull", "--quiet", ref, timeout=900)
+    return BaseImage(stand_in.replaces, ref, f"pulled ({time.monotonic() - began:.0f}s)")
