@@ -97,9 +97,11 @@ test-workshop: venv
 	$(BIN)/pytest $(PYTEST_ARGS) tests/workshop
 
 # Not part of `make test`: it needs root and podman, and takes minutes.
+# TEST_CONTAINERS_OPTIONS: e.g. --base-images=official, --pattern=adapter, --keep.
+TEST_CONTAINERS_OPTIONS ?=
 test-containers: venv
 	@scripts/ensure-system-packages $(CONTAINERS_SYSTEM_PACKAGES)
-	$(BIN)/python -m lab.containers
+	$(BIN)/python -m lab.containers $(TEST_CONTAINERS_OPTIONS)
 
 lint: venv
 	$(BIN)/ruff check .

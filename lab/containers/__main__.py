@@ -101,8 +101,13 @@ def refusal() -> str | None:
     if os.geteuid() != 0:
         return "needs root (rootful podman, debootstrap): run it as root or with sudo"
     missing = [program for program in REQUIRED_PROGRAMS if shutil.which(program) is None]
+    if "kubectl" in missing:
+        return "kubectl renders the manifests: see https://kubernetes.io/docs/tasks/tools/"
     if missing:
-        return f"{', '.join(missing)} not installed (make test-containers installs them)"
+        return (
+            f"{', '.join(missing)} not installed: apt-get install podman runc debootstrap git "
+            "(make test-containers does it)"
+        )
     return None
 
 

@@ -116,6 +116,7 @@ class Ambassador:
 
     def play_servers(self) -> Adapted:
         adapted = self.adapt(self.dev)
+        self.report.adapted(adapted.notes)
         for name, data in adapted.secrets.items():
             self.session.pods.create_secret(name, data)
         for pod in self.session.pods.play("ambassador-servers", server_docs(adapted.docs)):
@@ -123,6 +124,11 @@ class Ambassador:
             ip = self.session.pods.ip(pod)
             service = self.servers["spec"]["serviceName"]
             self.addresses[f"{pod.name}.{service}"] = ip
+        self.report.run(
+            "pods "
+            + ", ".join(f"{name} ({ip})" for name, ip in sorted(self.addresses.items()))
+            + ": PostgreSQL, the StatefulSet's two servers"
+        )
         return adapted
 
     def servers_ready(self) -> str:
@@ -147,13 +153,11 @@ class Ambassador:
             seen.append(f"{name} in {seconds:.0f}s")
         return "; ".join(seen) + ": cluster_name its own, ssl on, visits_dev and visits_prod"
 
-    def play_app(self, docs: list[Doc], replace_note: bool = False) -> str:
+    def play_app(self, docs: list[Doc]) -> str:
         """Play the app's pod; pg-ambassador alone first, then the app once
         its startup probe passes. Returns what happened."""
         adapted = self.adapt(docs)
         add_host_aliases(adapted, self.addresses, APP)
-        if not replace_note:
-            self.report.adapted(adapted.notes)
         [pod] = self.session.pods.play("ambassador-app", app_docs(adapted.docs), start=False)
         self.app = pod
         workload = find(docs, "Deployment", APP)
@@ -247,7 +251,7 @@ class Ambassador:
         )
 
     def prod_from_scratch(self) -> str:
-        started = self.play_app(self.prod, replace_note=True)
+        started = self.play_app(self.prod)
         server, database, tls = route_of(self.prod)
         answer = wait_for(lambda: expect_visit(self.app_url, server, database, tls), 60, "a visit")
         return f"{started}; visit {answer['visit']} answered by {server}/{database}, TLS {tls}"
@@ -291,21 +295,15 @@ def run(session: Session) -> Report:
         "both PostgreSQL servers start and run the init script", pattern.servers_ready
     ):
         return report
-    started = ""
-
-    def start_app() -> str:
-        nonlocal started
-        started = pattern.play_app(pattern.dev)
-        return started
-
     if not report.check(
-        "pg-ambassador starts first; the app once its startup probe passes", start_app
+        "pg-ambassador starts first; the app once its startup probe passes",
+        lambda: pattern.play_app(pattern.dev),
     ):
         return report
     assert pattern.app is not None
     report.run(
-        f"pods {', '.join(sorted(pattern.server_pods))} (the StatefulSet): PostgreSQL; pod "
-        f"{pattern.app.name}: pg-ambassador, then the app ({pattern.app_url})"
+        f"pod {pattern.app.name} ({pattern.app_ip}): pg-ambassador alone until its startup "
+        "probe passes, then the app; the servers' names as hostAliases"
     )
     report.check(
         "the app reaches PostgreSQL through localhost:5432, where the dev route says",
