@@ -31,15 +31,18 @@ _GIT_ENV = {
 
 
 def _git(*args: str, cwd: Path) -> str:
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **_GIT_ENV},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env={**os.environ, **_GIT_ENV},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"git {' '.join(args)}: no answer in 60s") from None
     if result.returncode != 0:
         raise CheckFailed(f"git {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout.strip()

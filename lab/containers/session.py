@@ -59,7 +59,7 @@ class Session:
                 b = self.built[name]
                 report.build(
                     f"{b.ref} from {b.image.folder}/Dockerfile, BASE_IMAGE={self.base_image} "
-                    f"({b.size_mb:.0f} MB, {b.seconds:.0f}s, log {b.log.name})"
+                    f"({b.size_mb:.0f} MB, {b.seconds:.0f}s)"
                 )
             elif name in self.bases:
                 report.build(f"{name}: {self.bases[name].ref}, {self.bases[name].origin}")
