@@ -72,6 +72,8 @@ class Endpoint:
     name: str
     host: str
     port: int
+    pid: int | None = None
+    """The proxy's process, whose CPU time per transaction is measured."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Workload:
     args: tuple[str, ...]
 
 
+RATIO_GOAL = 0.80
 WORKLOADS = (
     Workload("8 clients", ("-c", "8", "-j", "2")),
     Workload("1 client", ("-c", "1", "-j", "1")),
@@ -94,14 +97,55 @@ class Run:
     path: str
     tps: float
     latency_ms: float
+    proxy_cpu_us: float | None
+    """The proxy's CPU time (user + system) per transaction; None for direct."""
+    machine_busy: float
+    """Share of the machine's CPU time that was busy during the run."""
+
+    def __str__(self) -> str:
+        cpu = "" if self.proxy_cpu_us is None else f", proxy {self.proxy_cpu_us:.1f} µs CPU/tx"
+        return (
+            f"{self.workload:<14} {self.path:<21} {self.tps:>9.0f} tps "
+            f"{self.latency_ms:.3f} ms{cpu}, machine {self.machine_busy:.0%} busy"
+        )
 
 
 def environment() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
 
 
-def pgbench(target: Endpoint, workload: Workload, seconds: int) -> tuple[float, float]:
-    """(TPS, average latency in ms) of one pgbench run."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system time of a process, all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)
+
+
+def measured_run(round_number: int, target: Endpoint, workload: Workload, seconds: int) -> Run:
+    """One pgbench run, with the proxy's CPU time per transaction and how
+    busy the machine was: where the time goes, not only how much."""
+    cpu_before = process_cpu_seconds(target.pid) if target.pid else 0.0
+    busy_before, total_before = machine_ticks()
+    tps, latency, transactions = pgbench(target, workload, seconds)
+    busy_after, total_after = machine_ticks()
+    proxy_cpu_us = None
+    if target.pid:
+        proxy_cpu_us = (process_cpu_seconds(target.pid) - cpu_before) * 1e6 / transactions
+    busy = (busy_after - busy_before) / max(1, total_after - total_before)
+    return Run(round_number, workload.name, target.name, tps, latency, proxy_cpu_us, busy)
+
+
+def pgbench(target: Endpoint, workload: Workload, seconds: int) -> tuple[float, float, int]:
+    """(TPS, average latency in ms, transactions) of one pgbench run."""
     result = subprocess.run(
         [
             program("pgbench"),
@@ -128,11 +172,12 @@ def pgbench(target: Endpoint, workload: Workload, seconds: int) -> tuple[float, 
     )
     tps = re.search(r"^tps = ([\d.]+)", result.stdout, re.MULTILINE)
     latency = re.search(r"^latency average = ([\d.]+) ms", result.stdout, re.MULTILINE)
-    if result.returncode != 0 or tps is None or latency is None:
+    done = re.search(r"^number of transactions actually processed: (\d+)", result.stdout, re.M)
+    if result.returncode != 0 or tps is None or latency is None or done is None:
         raise RuntimeError(
             f"pgbench through {target.name} failed:\n{result.stdout}\n{result.stderr}"
         )
-    return float(tps.group(1)), float(latency.group(1))
+    return float(tps.group(1)), float(latency.group(1)), int(done.group(1))
 
 
 def wait_listening(port: int, what: str, running: Callable[[], bool]) -> None:
@@ -205,8 +250,8 @@ def start_ambassador(
         env=dict(os.environ),
     )
     wait_listening(port, "pg-ambassador", process.running)
-    return Endpoint("pg-ambassador", "127.0.0.1", port), Endpoint(
-        "pg-ambassador (unix)", str(socket_dir), 5432
+    return Endpoint("pg-ambassador", "127.0.0.1", port, process.pid), Endpoint(
+        "pg-ambassador (unix)", str(socket_dir), 5432, process.pid
     )
 
 
@@ -234,7 +279,7 @@ def start_pgbouncer(processes: ProcessGroup, server: PgServer) -> tuple[Endpoint
         env=environment(),
     )
     wait_listening(port, "PgBouncer", process.running)
-    return Endpoint("PgBouncer (session)", "127.0.0.1", port), directory
+    return Endpoint("PgBouncer (session)", "127.0.0.1", port, process.pid), directory
 
 
 def start_haproxy(processes: ProcessGroup, work: Path, server: PgServer) -> Endpoint:
@@ -256,7 +301,7 @@ def start_haproxy(processes: ProcessGroup, work: Path, server: PgServer) -> Endp
         ["/usr/sbin/haproxy", "-db", "-f", str(config)], work / "haproxy.log", env=environment()
     )
     wait_listening(port, "HAProxy", process.running)
-    return Endpoint("HAProxy (tcp)", "127.0.0.1", port)
+    return Endpoint("HAProxy (tcp)", "127.0.0.1", port, process.pid)
 
 
 def tool_version(argv: list[str], pattern: str) -> str:
@@ -288,9 +333,22 @@ def summarise(runs: list[Run], paths: list[Endpoint]) -> dict[str, dict[str, dic
                     (run.latency_ms - base.latency_ms) * 1000
                     for run, base in zip(mine, direct, strict=True)
                 ),
+                "machine_busy": statistics.median(run.machine_busy for run in mine),
             }
+            cpu = [run.proxy_cpu_us for run in mine if run.proxy_cpu_us is not None]
+            if cpu:
+                rows[target.name]["proxy_cpu_us_per_tx"] = statistics.median(cpu)
         summary[workload.name] = rows
     return summary
+
+
+def proxy_budget_us(direct: dict[str, float], ratio: float = RATIO_GOAL) -> float:
+    """CPU time per transaction a proxy may take, on a machine that direct
+    already keeps busy, for throughput to stay at `ratio` of direct: the
+    busy CPU time per direct transaction times (1/ratio - 1)."""
+    cpus = os.cpu_count() or 1
+    per_transaction = cpus * direct["machine_busy"] / direct["tps"]
+    return per_transaction * (1 / ratio - 1) * 1e6
 
 
 def print_table(summary: dict[str, dict[str, dict[str, float]]], paths: list[Endpoint]) -> None:
@@ -298,25 +356,36 @@ def print_table(summary: dict[str, dict[str, dict[str, float]]], paths: list[End
     eight, one, reconnect = (summary[w.name] for w in WORKLOADS)
     print()
     print(
-        f"{'path':<{width}}  {'8 clients TPS':>13} {'vs direct':>9}  "
-        f"{'1 client TPS':>12} {'vs direct':>9} {'added µs/tx':>11}  "
+        f"{'path':<{width}}  {'8 clients TPS':>13} {'vs direct':>9} {'CPU µs/tx':>9}  "
+        f"{'1 client TPS':>12} {'vs direct':>9} {'added µs/tx':>11} {'CPU µs/tx':>9}  "
         f"{'-C TPS':>8} {'vs direct':>9}"
     )
     for target in paths:
         a, b, c = eight[target.name], one[target.name], reconnect[target.name]
         added = "-" if target.name == "direct" else f"{b['added_latency_us']:+.0f}"
         print(
-            f"{target.name:<{width}}  {a['tps']:>13.0f} {a['ratio']:>9.2f}  "
-            f"{b['tps']:>12.0f} {b['ratio']:>9.2f} {added:>11}  "
+            f"{target.name:<{width}}  {a['tps']:>13.0f} {a['ratio']:>9.2f} {cpu_cell(a):>9}  "
+            f"{b['tps']:>12.0f} {b['ratio']:>9.2f} {added:>11} {cpu_cell(b):>9}  "
             f"{c['tps']:>8.0f} {c['ratio']:>9.2f}"
         )
+    direct = eight["direct"]
+    print(
+        f"\nAt 8 clients direct keeps the machine {direct['machine_busy']:.0%} busy, so a ratio "
+        f"of {RATIO_GOAL:.2f} leaves a proxy {proxy_budget_us(direct):.0f} µs of CPU per "
+        "transaction (CPU µs/tx: the proxy process's user + system time)."
+    )
+
+
+def cpu_cell(row: dict[str, float]) -> str:
+    value = row.get("proxy_cpu_us_per_tx")
+    return "-" if value is None else f"{value:.1f}"
 
 
 def goals(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, bool]:
     eight, one = summary["8 clients"], summary["1 client"]
     ours = eight["pg-ambassador"]["ratio"]
     return {
-        "8 clients: at least 0.80 of direct": ours >= 0.80,
+        f"8 clients: at least {RATIO_GOAL:.2f} of direct": ours >= RATIO_GOAL,
         "8 clients: not below PgBouncer's ratio": ours >= eight["PgBouncer (session)"]["ratio"],
         "8 clients: not below HAProxy's ratio": ours >= eight["HAProxy (tcp)"]["ratio"],
         "1 client: added latency no more than HAProxy's": (
@@ -361,13 +430,9 @@ def main() -> int:
                     order = paths[:]
                     shuffle.shuffle(order)
                     for target in order:
-                        tps, latency = pgbench(target, workload, args.seconds)
-                        runs.append(Run(round_number, workload.name, target.name, tps, latency))
-                        print(
-                            f"round {round_number + 1}/{args.rounds} {workload.name:<14} "
-                            f"{target.name:<21} {tps:>9.0f} tps {latency:.3f} ms",
-                            flush=True,
-                        )
+                        run = measured_run(round_number, target, workload, args.seconds)
+                        runs.append(run)
+                        print(f"round {round_number + 1}/{args.rounds} {run}", flush=True)
             summary = summarise(runs, paths)
     finally:
         processes.stop_all()
