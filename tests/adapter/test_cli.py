@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from httpd_adapter.cli import load_config
 from patterns_common.cli import HostPort
+from support.httpd_adapter import HTTPD_ADAPTER
+from support.processes import run_command
 
 
 def test_defaults_are_apache_exporters() -> None:
@@ -161,26 +161,14 @@ def test_usage_errors_exit_2_with_a_message(
 
 
 def test_the_command_reports_usage_errors_without_a_traceback() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "httpd_adapter", "--timeout", "x"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_command(HTTPD_ADAPTER, "--timeout", "x")
     assert result.returncode == 2
     assert "usage: httpd-adapter" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_help_documents_every_flag_with_its_environment_variable() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "httpd_adapter", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = run_command(HTTPD_ADAPTER, "--help", check=True)
     text = " ".join(result.stdout.split())
     for flag in ("--scrape-uri", "--scrape_uri", "--telemetry.address", "--allow-target"):
         assert flag in text

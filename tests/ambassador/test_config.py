@@ -3,8 +3,6 @@ every mistake named."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,8 @@ from pg_ambassador.config import (
     parse_file_config,
 )
 from pg_ambassador.configfile import parse_yaml, read_file_config
+from support.ambassador import AMBASSADOR
+from support.processes import run_command
 
 FULL = """\
 listen: ["127.0.0.1:6432", "unix:/run/postgresql"]
@@ -225,16 +225,6 @@ def test_upstream_alone_routes_everything_to_one_server() -> None:
     assert config.config_file is None
 
 
-def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pg_ambassador", *argv],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("argv", "complaint"),
     [
@@ -247,7 +237,7 @@ def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_bad_flag_prints_usage_and_exits_2(argv: list[str], complaint: str) -> None:
-    result = run_cli(*argv)
+    result = run_command(AMBASSADOR, *argv)
     assert result.returncode == 2
     assert "usage: pg-ambassador" in result.stderr
     assert complaint in result.stderr
@@ -255,7 +245,7 @@ def test_a_bad_flag_prints_usage_and_exits_2(argv: list[str], complaint: str) ->
 
 def test_a_bad_config_file_is_one_line_naming_the_key_and_exit_2(tmp_path: Path) -> None:
     path = write_config(tmp_path, "routes:\n  app:\n    servers: [h]\n    target: leader\n")
-    result = run_cli("--config", str(path))
+    result = run_command(AMBASSADOR, "--config", str(path))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"pg-ambassador: error: config file {path}: routes.app.target: 'leader' is not one "

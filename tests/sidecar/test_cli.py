@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gitpoll.cli import load_config
+from support.gitpoll import GITPOLL
+from support.processes import run_command
 
 REQUIRED = ["--repo", "https://git.example/site.git", "--root", "/srv/www"]
 
@@ -118,26 +118,14 @@ def test_usage_errors_exit_2_with_a_message(
 
 
 def test_the_installed_command_reports_usage_errors_without_a_traceback() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gitpoll", "--period", "x"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_command(GITPOLL, "--period", "x")
     assert result.returncode == 2
     assert "usage: gitpoll" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_help_documents_every_flag_with_its_environment_variable() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gitpoll", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = run_command(GITPOLL, "--help", check=True)
     text = " ".join(result.stdout.split())
     for flag in ("--repo", "--ref", "--period", "--webhook-secret-file", "--exec-on-sync"):
         assert flag in text

@@ -10,6 +10,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+def run_command(
+    command: Sequence[str], *args: str, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """One of our programs run to completion, its output captured as text."""
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=30, check=check
+    )
+
+
 class Process:
     """One child process. `stop()` signals exactly this PID (and, because it
     runs in a session of its own, the process group it leads)."""
