@@ -34,6 +34,23 @@ def credential_args(server: GitHttpServer, password_file: Path) -> tuple[str, ..
     return ("--username", server.username, "--password-file", str(password_file))
 
 
+def start_with_password(
+    gitpoll: GitpollFactory,
+    server: GitHttpServer,
+    repository: str,
+    root: Path,
+    tmp_path: Path,
+    *args: str,
+) -> tuple[Gitpoll, Path]:
+    """gitpoll syncing `repository` from `server` with the right password in
+    a file, as a mounted Secret gives it: the process and that file."""
+    password_file = write_secret(tmp_path / "password", server.password)
+    poller = gitpoll.start(
+        server.url_for(repository), root, *(args or FAST), *credential_args(server, password_file)
+    )
+    return poller, password_file
+
+
 def errors(poller: Gitpoll, reason: str) -> float:
     return poller.metric("gitpoll_sync_errors_total", reason=reason)
 
@@ -111,11 +128,8 @@ def test_syncs_with_username_and_password_file_and_publishes_new_commits(
     git_http: GitHttpServer,
     tmp_path: Path,
 ) -> None:
-    password_file = write_secret(tmp_path / "password", git_http.password)
+    poller, password_file = start_with_password(gitpoll, git_http, "upstream.git", root, tmp_path)
     assert password_file.read_text().endswith("\n")
-    poller = gitpoll.start(
-        git_http.url_for("upstream.git"), root, *FAST, *credential_args(git_http, password_file)
-    )
     poller.wait_published(upstream.head())
     assert (root / "current" / "index.html").read_text() == "<h1>version 1</h1>\n"
 
@@ -134,11 +148,8 @@ def test_a_wrong_password_is_an_auth_error_and_the_last_publish_stays(
     git_http: GitHttpServer,
     tmp_path: Path,
 ) -> None:
-    password_file = write_secret(tmp_path / "password", git_http.password)
     first = upstream.head()
-    poller = gitpoll.start(
-        git_http.url_for("upstream.git"), root, *FAST, *credential_args(git_http, password_file)
-    )
+    poller, password_file = start_with_password(gitpoll, git_http, "upstream.git", root, tmp_path)
     poller.wait_published(first)
 
     write_secret(password_file, "not-the-password")
@@ -176,10 +187,7 @@ def test_a_rotated_password_is_used_without_a_restart(
     git_http: GitHttpServer,
     tmp_path: Path,
 ) -> None:
-    password_file = write_secret(tmp_path / "password", git_http.password)
-    poller = gitpoll.start(
-        git_http.url_for("upstream.git"), root, *FAST, *credential_args(git_http, password_file)
-    )
+    poller, password_file = start_with_password(gitpoll, git_http, "upstream.git", root, tmp_path)
     poller.wait_published(upstream.head())
 
     # The server side changes first; until the Secret follows, syncs fail.
@@ -201,13 +209,8 @@ def test_the_password_never_shows_in_logs_metrics_or_any_argv(
     git_http: GitHttpServer,
     tmp_path: Path,
 ) -> None:
-    password_file = write_secret(tmp_path / "password", git_http.password)
-    poller = gitpoll.start(
-        git_http.url_for("upstream.git"),
-        root,
-        "--period",
-        "0.05",
-        *credential_args(git_http, password_file),
+    poller, _ = start_with_password(
+        gitpoll, git_http, "upstream.git", root, tmp_path, "--period", "0.05"
     )
     poller.wait_published(upstream.head())
     noop_before = poller.metric("gitpoll_syncs_total", result="noop")
@@ -286,10 +289,7 @@ def test_a_repository_missing_on_the_server_is_not_found(
     git_http: GitHttpServer,
     tmp_path: Path,
 ) -> None:
-    password_file = write_secret(tmp_path / "password", git_http.password)
-    poller = gitpoll.start(
-        git_http.url_for("missing.git"), root, *FAST, *credential_args(git_http, password_file)
-    )
+    poller, _ = start_with_password(gitpoll, git_http, "missing.git", root, tmp_path)
     wait_errors(poller, "not_found")
     assert poller.published() is None
     wait_logged(git_http, f" {git_http.username} ", "/git/missing.git/", '" 404 ')
@@ -303,11 +303,8 @@ def test_a_stopped_server_is_unreachable_and_the_last_publish_stays(
     git_http: GitHttpServer,
     tmp_path: Path,
 ) -> None:
-    password_file = write_secret(tmp_path / "password", git_http.password)
     first = upstream.head()
-    poller = gitpoll.start(
-        git_http.url_for("upstream.git"), root, *FAST, *credential_args(git_http, password_file)
-    )
+    poller, _ = start_with_password(gitpoll, git_http, "upstream.git", root, tmp_path)
     poller.wait_published(first)
 
     git_http.stop()
