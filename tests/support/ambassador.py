@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
+from .exposition import SampleKey, samples
 from .http import http_get
 from .net import free_port, port_open
 from .postgres import program
@@ -92,13 +92,9 @@ class Ambassador:
                 }
         raise AssertionError(f"no route {route} in /routes")
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        _, text = http_get(self.admin_url + "/metrics")
-        samples = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return samples
+    def metrics(self) -> dict[SampleKey, float]:
+        """Every sample, keyed by (name, sorted labels)."""
+        return samples(http_get(self.admin_url + "/metrics")[1])
 
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)

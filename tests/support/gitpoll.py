@@ -8,8 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from .exposition import SampleKey, samples
 from .http import http_get
 from .net import free_port, port_open
 from .processes import Process, ProcessGroup
@@ -62,14 +61,9 @@ class Gitpoll:
         except OSError:
             return False
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> dict[SampleKey, float]:
         """Every sample, keyed by (name, sorted labels)."""
-        _, text = http_get(self.url + "/metrics")
-        samples = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return samples
+        return samples(http_get(self.url + "/metrics")[1])
 
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics().get((name, tuple(sorted(labels.items()))), float("nan"))
