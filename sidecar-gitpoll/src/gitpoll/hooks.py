@@ -14,17 +14,21 @@ import os
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from patterns_common.logsetup import fields
 
-from .metrics import HOOK_RESULTS, Metrics
 from .processes import kill_process_group
 from .schedule import Backoff
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 HookAction = Callable[[str], Awaitable[None]]
 HOOK_RETRY = Backoff(first=1.0, cap=60.0)
+HOOK_RESULTS = ("success", "error")
 
 
 class HookFailed(Exception):
@@ -33,7 +37,11 @@ class HookFailed(Exception):
 
 class LatestCommitRunner:
     def __init__(
-        self, name: str, action: HookAction, metrics: Metrics, backoff: Backoff = HOOK_RETRY
+        self,
+        name: str,
+        action: HookAction,
+        metrics: Metrics | None,
+        backoff: Backoff = HOOK_RETRY,
     ) -> None:
         self.name = name
         self._action = action
@@ -41,8 +49,13 @@ class LatestCommitRunner:
         self._backoff = backoff
         self._latest: str | None = None
         self._wake = asyncio.Event()
-        for result in HOOK_RESULTS:
-            metrics.hook_runs.labels(name, result)
+        if metrics is not None:
+            for result in HOOK_RESULTS:
+                metrics.hook_runs.labels(name, result)
+
+    def _count(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.hook_runs.labels(self.name, result).inc()
 
     def submit(self, commit: str) -> None:
         self._latest = commit
@@ -53,13 +66,13 @@ class LatestCommitRunner:
         try:
             await self._action(commit)
         except HookFailed as exc:
-            self._metrics.hook_runs.labels(self.name, "error").inc()
+            self._count("error")
             log.error(
                 "hook failed",
                 extra=fields(hook=self.name, commit=commit, error=str(exc)),
             )
             return False
-        self._metrics.hook_runs.labels(self.name, "success").inc()
+        self._count("success")
         log.info("hook succeeded", extra=fields(hook=self.name, commit=commit))
         return True
 
@@ -161,7 +174,7 @@ class Hooks:
 
     def __init__(
         self,
-        metrics: Metrics,
+        metrics: Metrics | None,
         *,
         exec_command: str | None,
         exec_timeout: float,

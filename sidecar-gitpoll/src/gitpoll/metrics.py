@@ -15,7 +15,6 @@ from prometheus_client.process_collector import ProcessCollector
 from . import __version__
 
 SYNC_RESULTS = ("success", "noop", "error")
-HOOK_RESULTS = ("success", "error")
 
 _DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 

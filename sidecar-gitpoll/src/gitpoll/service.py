@@ -9,17 +9,19 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from patterns_common.lifecycle import EXIT_FAILURE, EXIT_OK
 from patterns_common.logsetup import fields
 
 from .errors import SyncError
 from .gitops import Git
-from .metrics import Metrics
 from .publish import Volume
 from .schedule import failure_budget_spent, next_delay
 from .syncer import Syncer, SyncResult
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +52,14 @@ class Poller:
 
     Triggers that arrive while a sync runs are coalesced into one follow-up
     sync. The sync itself runs under `lock`, which the cleaner also takes, so
-    git never collects garbage while a fetch is writing objects."""
+    git never collects garbage while a fetch is writing objects. `metrics` is
+    None when nothing could read them (--one-time)."""
 
     def __init__(
         self,
         syncer: Syncer,
         schedule: Schedule,
-        metrics: Metrics,
+        metrics: Metrics | None,
         lock: asyncio.Lock,
         ref_label: str,
         on_publish: Callable[[str], None],
@@ -127,11 +130,14 @@ class Poller:
     def _record_success(self, result: SyncResult, duration: float) -> None:
         metrics, status = self._metrics, self.status
         now = time.time()
-        metrics.syncs.labels(result.result).inc()
-        metrics.sync_duration.labels(result.result).observe(duration)
-        metrics.last_success.set(now)
-        metrics.consecutive_failures.set(0)
-        metrics.commit.labels(self._ref_label).info({"commit": result.commit})
+        if metrics is not None:
+            metrics.syncs.labels(result.result).inc()
+            metrics.sync_duration.labels(result.result).observe(duration)
+            metrics.last_success.set(now)
+            metrics.consecutive_failures.set(0)
+            metrics.commit.labels(self._ref_label).info({"commit": result.commit})
+            if result.result != "noop":
+                metrics.last_publish.set(now)
         status.consecutive_failures = 0
         status.last_success = now
         status.last_error = None
@@ -145,7 +151,6 @@ class Poller:
         if result.result == "noop":
             log.info("already up to date", extra=fields(**values))
             return
-        metrics.last_publish.set(now)
         log.info(
             "published a new commit", extra=fields(**values, previous=result.previous or "none")
         )
@@ -156,10 +161,11 @@ class Poller:
         metrics, status = self._metrics, self.status
         status.consecutive_failures += 1
         status.last_error = message
-        metrics.syncs.labels("error").inc()
-        metrics.sync_errors.labels(reason).inc()
-        metrics.sync_duration.labels("error").observe(duration)
-        metrics.consecutive_failures.set(status.consecutive_failures)
+        if metrics is not None:
+            metrics.syncs.labels("error").inc()
+            metrics.sync_errors.labels(reason).inc()
+            metrics.sync_duration.labels("error").observe(duration)
+            metrics.consecutive_failures.set(status.consecutive_failures)
         log.error(
             "sync failed",
             extra=fields(
