@@ -121,6 +121,26 @@ def test_one_time_publishes_and_exits_zero(
     assert (root / "current" / "index.html").read_text() == "<h1>version 1</h1>\n"
 
 
+def test_one_time_runs_the_hook_once_in_the_new_checkout(
+    gitpoll: GitpollFactory, upstream: Upstream, root: Path, tmp_path: Path
+) -> None:
+    record = tmp_path / "hook-runs"
+    hook = f'echo "$GITPOLL_COMMIT $PWD $(cat index.html)" >> {record}'
+    argv = ["--repo", upstream.url, "--root", str(root), "--one-time", "--exec-on-sync", hook]
+    code, output = gitpoll.run(argv)
+    assert code == 0, output
+    commit = upstream.head()
+    assert record.read_text() == f"{commit} {root / '.worktrees' / commit} <h1>version 1</h1>\n"
+    assert "hook succeeded" in output
+
+    # A failing hook is logged once, without a retry; the publish stands.
+    code, output = gitpoll.run([*argv[:-1], "echo broken >&2; exit 3"])
+    assert code == 0, output
+    failures = [line for line in output.splitlines() if "hook failed" in line]
+    assert len(failures) == 1 and "exited with code 3: broken" in failures[0], output
+    assert "Traceback" not in output
+
+
 def test_one_time_failure_exits_non_zero_with_the_cause(
     gitpoll: GitpollFactory, tmp_path: Path, root: Path
 ) -> None:
