@@ -16,9 +16,12 @@ Then pgbench, select-only (`-S`, simple protocol) for --seconds each:
 transaction (`-C`: connection set-up rate). Every round runs every path in a
 new order; the report takes the median over rounds of each path's TPS as a
 ratio to direct in the same round, and at 1 client the latency added per
-transaction (path minus direct, same round). The machine has 2 shared cores
-on which pgbench, the server and the proxy all run, so only ratios and
-medians mean anything.
+transaction (path minus direct, same round). Each run also reads, from
+/proc, the proxy process's CPU time per transaction and how busy the whole
+machine was; from direct's figures follows the CPU a proxy may spend per
+transaction for a 0.80 ratio. The machine has 2 shared cores on which
+pgbench, the server and the proxy all run, so only ratios and medians mean
+anything.
 
 Prints a table and writes everything, raw runs included, to
 bench/results/ambassador.json.
