@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from httpd_adapter.cli import load_config
+from httpd_adapter.app import own_metrics
+from httpd_adapter.cli import build_parser, load_config
+from httpd_adapter.families import ScrapeCollector, ScrapeOutcome
+from httpd_adapter.status import parse_status
 from patterns_common.cli import HostPort
+from support.docs import readme, undocumented_families, undocumented_options
 from support.httpd_adapter import HTTPD_ADAPTER
 from support.processes import run_command
+
+from .pages import status_body
 
 
 def test_defaults_are_apache_exporters() -> None:
@@ -177,3 +183,11 @@ def test_help_documents_every_flag_with_its_environment_variable() -> None:
         in text
     )
     assert "env HTTPD_ADAPTER_LISTEN; default :9117" in text
+
+
+def test_the_readme_documents_every_flag_environment_variable_and_metric() -> None:
+    text = readme("adapter-metrics")
+    assert undocumented_options(build_parser(), text) == []
+    snapshot = parse_status(status_body("status-2.4.71-event-balancer.txt"))
+    scrape = ScrapeCollector(ScrapeOutcome(snapshot, 0.002, 0)).collect()
+    assert undocumented_families([*scrape, *own_metrics().collect()], text) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from patterns_common.cli import HostPort
-from pg_ambassador.cli import load_config
+from pg_ambassador.cli import build_parser, load_config
 from pg_ambassador.config import (
     ConfigError,
     Health,
@@ -18,7 +18,9 @@ from pg_ambassador.config import (
     parse_file_config,
 )
 from pg_ambassador.configfile import parse_yaml, read_file_config
+from pg_ambassador.metrics import Metrics
 from support.ambassador import AMBASSADOR
+from support.docs import readme, undocumented_families, undocumented_options
 from support.processes import run_command
 
 FULL = """\
@@ -263,3 +265,9 @@ def test_the_logged_configuration_names_files_not_secrets(tmp_path: Path) -> Non
     shown = repr(load_config(["--config", str(path)], {}).redacted())
     assert "hunter2" not in shown
     assert "app->h:5432(primary,tls=prefer)" in shown
+
+
+def test_the_readme_documents_every_flag_environment_variable_and_metric() -> None:
+    text = readme("ambassador-db")
+    assert undocumented_options(build_parser(), text) == []
+    assert undocumented_families(Metrics().registry.collect(), text) == []

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gitpoll.cli import load_config
+from gitpoll.cli import build_parser, load_config
+from gitpoll.metrics import Metrics
+from support.docs import readme, undocumented_families, undocumented_options
 from support.gitpoll import GITPOLL
 from support.processes import run_command
 
@@ -131,3 +133,9 @@ def test_help_documents_every_flag_with_its_environment_variable() -> None:
         assert flag in text
     assert "env GITPOLL_REPO or GIT_REPO" in text
     assert "env GITPOLL_PERIOD; default 60.0" in text
+
+
+def test_the_readme_documents_every_flag_environment_variable_and_metric() -> None:
+    text = readme("sidecar-gitpoll")
+    assert undocumented_options(build_parser(), text) == []
+    assert undocumented_families(Metrics().registry.collect(), text) == []
