@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # aiohttp (the ops server, --notify-url) and prometheus_client are imported
 # only by the code that uses them: aiohttp adds about half a second of
 # start-up and 11 MiB of memory that a --one-time run, or one without
-# --http-bind, never needs; prometheus_client adds about 0.07 s (a fifth of
+# --http-bind, never needs; prometheus_client adds about 0.07 s (a quarter of
 # the time before the first git command), which --one-time, serving nothing,
 # never needs.
 log = logging.getLogger("gitpoll")
